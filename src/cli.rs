@@ -1,0 +1,255 @@
+//! The `kiss-auth` command line: serve, migrate, and bootstrap records without SQL. Every command
+//! reads the same configuration and prints JSON on stdout; errors go to stderr with a non-zero exit.
+
+use std::io::Read as _;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use serde::Serialize;
+use serde_json::json;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use uuid::Uuid;
+
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::crypto::SecretHasher;
+use crate::http::extract::{FromJsonBody, parse};
+use crate::http::{self, AppState, Error};
+use crate::{admin, api_tokens, companies, db, telemetry};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kiss-auth",
+    version,
+    about = "Authentication for self-storage operators"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create and migrate the database, then serve until SIGINT/SIGTERM (the default).
+    Serve,
+    /// Create the database if missing and apply migrations; prints {"applied": N}.
+    Migrate,
+    /// Manage companies.
+    Company {
+        #[command(subcommand)]
+        command: CompanyCommand,
+    },
+    /// Manage administrators.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// Manage company API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CompanyCommand {
+    /// Create a company.
+    Create {
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Create an admin; the password is read from stdin. Without --company: a super admin.
+    Create {
+        #[arg(long)]
+        email: String,
+        /// The company this admin manages.
+        #[arg(long)]
+        company: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Create an API token for a company; the token is printed once.
+    Create {
+        #[arg(long)]
+        company: String,
+        #[arg(long)]
+        name: String,
+    },
+}
+
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("kiss-auth: configuration error: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(config.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("kiss-auth: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(execute(cli.command.unwrap_or(Command::Serve), config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("kiss-auth: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn execute(command: Command, config: Config) -> anyhow::Result<()> {
+    if let Command::Serve = command {
+        return serve(config).await;
+    }
+    let pool = db::connect(&config).await?;
+    match command {
+        Command::Serve => unreachable!("handled above"),
+        Command::Migrate => print(&json!({ "applied": db::migrate(&pool).await? })),
+        Command::Company {
+            command: CompanyCommand::Create { name },
+        } => {
+            let new = body::<companies::NewCompany>(json!({ "name": name }))?;
+            print(
+                &companies::create(&pool, new, now())
+                    .await
+                    .map_err(cli_error)?,
+            )
+        }
+        Command::Admin {
+            command: AdminCommand::Create { email, company },
+        } => {
+            let company_id = match company {
+                Some(raw) => Some(company_id(&pool, &raw).await?),
+                None => None,
+            };
+            let password = read_password()?;
+            let admin = admin::create(&pool, &email, password, company_id, now())
+                .await
+                .map_err(cli_error)?;
+            print(&admin)
+        }
+        Command::Token {
+            command: TokenCommand::Create { company, name },
+        } => {
+            if config.app_key.ephemeral {
+                anyhow::bail!(
+                    "KISS_APP_KEY is not set: a token hashed with a throwaway key would never be accepted by the server. Set KISS_APP_KEY (the same value the server uses)."
+                );
+            }
+            let company_id = company_id(&pool, &company).await?;
+            let new = body::<api_tokens::NewApiToken>(json!({ "name": name }))?;
+            let hasher = SecretHasher::new(config.app_key.clone());
+            let token = api_tokens::create(&pool, &hasher, company_id, new, now())
+                .await
+                .map_err(cli_error)?;
+            print(&token)
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+    let pool = db::connect(&config).await?;
+    let applied = db::migrate(&pool).await?;
+    let listener = TcpListener::bind(config.bind)
+        .await
+        .with_context(|| format!("cannot listen on KISS_BIND={}", config.bind))?;
+    tracing::info!(address = %listener.local_addr()?, migrations_applied = applied, "kiss-auth is listening");
+    let state = AppState::new(pool.clone(), config, SharedClock::system());
+    http::serve(listener, state, shutdown_signal()).await?;
+    pool.close().await;
+    tracing::info!("kiss-auth stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+/// Validates command-line input exactly as the HTTP body of the same operation would be.
+fn body<T: FromJsonBody>(value: serde_json::Value) -> anyhow::Result<T> {
+    let object = value.as_object().cloned().unwrap_or_default();
+    parse(&object).map_err(cli_error)
+}
+
+/// A company id given on the command line, checked to exist.
+async fn company_id(pool: &PgPool, raw: &str) -> anyhow::Result<Uuid> {
+    let id = Uuid::try_parse(raw).map_err(|_| anyhow::anyhow!("{raw:?} is not a company id"))?;
+    companies::find(pool, id)
+        .await
+        .map_err(cli_error)?
+        .map(|company| company.id)
+        .ok_or_else(|| anyhow::anyhow!("no company has the id {id}"))
+}
+
+/// The password from stdin, with one trailing newline removed.
+fn read_password() -> anyhow::Result<String> {
+    let mut password = String::new();
+    std::io::stdin()
+        .read_to_string(&mut password)
+        .context("cannot read the password from stdin")?;
+    if password.ends_with('\n') {
+        password.pop();
+        if password.ends_with('\r') {
+            password.pop();
+        }
+    }
+    Ok(password)
+}
+
+fn now() -> chrono::DateTime<chrono::Utc> {
+    SharedClock::system().now()
+}
+
+fn print(value: &impl Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string(value)?);
+    Ok(())
+}
+
+/// The message a client would see, or the full cause for an internal failure (operators only).
+fn cli_error(err: Error) -> anyhow::Error {
+    match err {
+        Error::Internal(cause) => cause,
+        other => anyhow::anyhow!(other.message()),
+    }
+}

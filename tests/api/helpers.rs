@@ -1,0 +1,205 @@
+//! Spawning the app against a test database, and shortcuts for the setup most tests share.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, TimeZone, Utc};
+use kiss_auth::clock::{ManualClock, SharedClock};
+use kiss_auth::config::Config;
+use kiss_auth::http::{self, AppState};
+use reqwest::header::HeaderMap;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// The app key every test server and CLI run shares (base64 of 32 bytes).
+pub const APP_KEY: &str = "dGVzdC1rZXktdGVzdC1rZXktdGVzdC1rZXktMzJieXQ=";
+pub const ADMIN_PASSWORD: &str = "correct horse battery staple";
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub db: PgPool,
+    pub clock: ManualClock,
+    pub state: AppState,
+}
+
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl TestResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn message(&self) -> &str {
+        self.body["message"].as_str().unwrap_or_default()
+    }
+}
+
+/// The configuration tests start from, with `overrides` applied as environment variables would be.
+pub fn test_config(overrides: &[(&str, &str)]) -> Config {
+    let mut vars: HashMap<String, String> =
+        HashMap::from([("KISS_APP_KEY".to_owned(), APP_KEY.to_owned())]);
+    for (name, value) in overrides {
+        vars.insert(name.to_string(), value.to_string());
+    }
+    Config::from_lookup(|name| vars.get(name).cloned()).expect("test configuration is valid")
+}
+
+pub fn start_time() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 23, 9, 0, 0).unwrap()
+}
+
+pub async fn spawn_app(db: PgPool) -> TestApp {
+    spawn_app_with(db, &[]).await
+}
+
+/// Serves the real router on an ephemeral loopback port (bound before it is spawned, so no waiting).
+pub async fn spawn_app_with(db: PgPool, overrides: &[(&str, &str)]) -> TestApp {
+    let clock = ManualClock::new(start_time());
+    let state = AppState::new(
+        db.clone(),
+        test_config(overrides),
+        SharedClock::new(clock.clone()),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(http::serve(listener, state.clone(), std::future::pending()));
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        db,
+        clock,
+        state,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}/api/v2{path}", self.address)
+    }
+
+    /// Sends a request; a body is sent as JSON.
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> TestResponse {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_string());
+        }
+        read(request.send().await.expect("request reaches the server")).await
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> TestResponse {
+        self.request(Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> TestResponse {
+        self.request(Method::POST, path, token, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> TestResponse {
+        self.request(Method::DELETE, path, Some(token), None).await
+    }
+
+    pub async fn sign_in(&self, email: &str, password: &str) -> TestResponse {
+        self.post(
+            "/admin/sign-in",
+            None,
+            json!({"email": email, "password": password}),
+        )
+        .await
+    }
+
+    /// Creates an admin (a super admin when `company_id` is `None`) and returns its admin token.
+    pub async fn admin_token(&self, email: &str, company_id: Option<Uuid>) -> String {
+        kiss_auth::admin::create(
+            &self.db,
+            email,
+            ADMIN_PASSWORD.to_owned(),
+            company_id,
+            self.clock_now(),
+        )
+        .await
+        .expect("admin is created");
+        let response = self.sign_in(email, ADMIN_PASSWORD).await;
+        assert_eq!(response.status, StatusCode::OK, "{:?}", response.body);
+        response.body["data"]["token"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn super_admin_token(&self) -> String {
+        self.admin_token("root@example.com", None).await
+    }
+
+    /// Creates a company through the API and returns its id.
+    pub async fn create_company(&self, admin_token: &str, name: &str) -> Uuid {
+        let response = self
+            .post("/companies", Some(admin_token), json!({"name": name}))
+            .await;
+        assert_eq!(response.status, StatusCode::CREATED, "{:?}", response.body);
+        response.body["data"]["id"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    /// Creates an API token through the API and returns the whole `data` object.
+    pub async fn create_api_token(&self, admin_token: &str, company_id: Uuid, name: &str) -> Value {
+        let response = self
+            .post(
+                &format!("/companies/{company_id}/api-tokens"),
+                Some(admin_token),
+                json!({"name": name}),
+            )
+            .await;
+        assert_eq!(response.status, StatusCode::CREATED, "{:?}", response.body);
+        response.body["data"].clone()
+    }
+
+    pub fn clock_now(&self) -> DateTime<Utc> {
+        use kiss_auth::clock::Clock;
+        self.clock.now()
+    }
+
+    pub async fn count(&self, table: &str) -> i64 {
+        sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+            .fetch_one(&self.db)
+            .await
+            .unwrap()
+    }
+}
+
+pub async fn read(response: reqwest::Response) -> TestResponse {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.bytes().await.expect("body is readable");
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+            panic!(
+                "body is JSON, got {:?} ({status})",
+                String::from_utf8_lossy(&bytes)
+            )
+        })
+    };
+    TestResponse {
+        status,
+        headers,
+        body,
+    }
+}
