@@ -11,5 +11,8 @@ pub mod config;
 pub mod crypto;
 pub mod db;
 pub mod http;
+pub mod phone;
 pub mod telemetry;
+pub mod tenancies;
+pub mod units;
 pub mod validation;

@@ -22,7 +22,7 @@ use tracing::Span;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::crypto::SecretHasher;
-use crate::{admin, api_tokens, companies};
+use crate::{admin, api_tokens, companies, units};
 
 pub use error::{Error, Result};
 pub use request_id::RequestId;
@@ -64,7 +64,8 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .merge(admin::router())
         .merge(companies::router())
-        .merge(api_tokens::router());
+        .merge(api_tokens::router())
+        .merge(units::router());
 
     Router::new()
         .nest("/api/v2", api)

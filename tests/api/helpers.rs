@@ -170,6 +170,38 @@ impl TestApp {
         response.body["data"].clone()
     }
 
+    /// A company made directly through the library, with an API token for it.
+    pub async fn company_with_token(&self, name: &str) -> (Uuid, String) {
+        let now = self.clock_now();
+        let company = kiss_auth::companies::create(
+            &self.db,
+            kiss_auth::companies::NewCompany { name: name.into() },
+            now,
+        )
+        .await
+        .unwrap();
+        let token = kiss_auth::api_tokens::create(
+            &self.db,
+            &self.state.hasher,
+            company.id,
+            kiss_auth::api_tokens::NewApiToken { name: "pms".into() },
+            now,
+        )
+        .await
+        .unwrap();
+        (company.id, token.token)
+    }
+
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> TestResponse {
+        self.request(Method::PATCH, path, Some(token), Some(body))
+            .await
+    }
+
+    pub async fn put(&self, path: &str, token: &str, body: Value) -> TestResponse {
+        self.request(Method::PUT, path, Some(token), Some(body))
+            .await
+    }
+
     pub fn clock_now(&self) -> DateTime<Utc> {
         use kiss_auth::clock::Clock;
         self.clock.now()

@@ -8,3 +8,5 @@ mod api_tokens;
 mod cli;
 mod companies;
 mod conventions;
+mod tenancies;
+mod units;

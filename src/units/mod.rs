@@ -1,0 +1,165 @@
+//! PMS push (CONTRACT §4): units upserted in bulk or one at a time, read back with their tenancy,
+//! and tenancies replaced or vacated. Everything is scoped to the API token's company: another
+//! company's units do not exist for it.
+
+pub mod input;
+pub mod store;
+
+use std::collections::HashMap;
+use std::slice;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, put};
+use serde::Serialize;
+
+use crate::http::auth::CompanyAuth;
+use crate::http::extract::{JsonObject, Valid};
+use crate::http::{AppState, Data, Error, Result, data};
+use crate::tenancies::{self, Tenancy, TenancyInput, UNIT_NOT_FOUND};
+use store::{SyncCounts, Unit};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/units", get(list_units).patch(sync_units))
+        .route("/units/{crm_unit_id}", get(show_unit).patch(patch_unit))
+        .route(
+            "/units/{crm_unit_id}/tenancy",
+            put(put_tenancy).delete(delete_tenancy),
+        )
+}
+
+#[derive(Serialize)]
+pub struct Synced {
+    message: &'static str,
+    data: SyncCounts,
+}
+
+/// `PATCH /units`: all-or-nothing upsert of up to `KISS_BULK_MAX_UNITS` units.
+async fn sync_units(
+    State(state): State<AppState>,
+    auth: CompanyAuth,
+    JsonObject(body): JsonObject,
+) -> Result<Json<Synced>> {
+    let units = input::parse_bulk(&body, state.config.bulk_max_units)?;
+    let mut tx = state.db.begin().await?;
+    let counts = store::sync(&mut tx, auth.company_id, &units, state.clock.now()).await?;
+    tx.commit().await?;
+    Ok(Json(Synced {
+        message: "Units synced.",
+        data: counts,
+    }))
+}
+
+/// `PATCH /units/{crm_unit_id}`: changes the fields sent; never creates a unit.
+async fn patch_unit(
+    State(state): State<AppState>,
+    auth: CompanyAuth,
+    Path(crm_unit_id): Path<String>,
+    JsonObject(body): JsonObject,
+) -> Result<Json<Data<Unit>>> {
+    let patch = input::parse_single(&body, &crm_unit_id)?;
+    let now = state.clock.now();
+    let unit = if patch.touches_location() {
+        let mut tx = state.db.begin().await?;
+        if store::lock_unit(&mut tx, auth.company_id, &crm_unit_id)
+            .await?
+            .is_none()
+        {
+            return Err(Error::NotFound(UNIT_NOT_FOUND));
+        }
+        store::sync(&mut tx, auth.company_id, slice::from_ref(&patch), now).await?;
+        let unit = store::find(&mut *tx, auth.company_id, &crm_unit_id).await?;
+        tx.commit().await?;
+        unit
+    } else {
+        let mut conn = state.db.acquire().await?;
+        store::patch_in_place(&mut conn, auth.company_id, &patch, now).await?
+    };
+    unit.map(data).ok_or(Error::NotFound(UNIT_NOT_FOUND))
+}
+
+/// `GET /units/{crm_unit_id}`
+async fn show_unit(
+    State(state): State<AppState>,
+    auth: CompanyAuth,
+    Path(crm_unit_id): Path<String>,
+) -> Result<Json<Data<Unit>>> {
+    store::find(&state.db, auth.company_id, &crm_unit_id)
+        .await?
+        .map(data)
+        .ok_or(Error::NotFound(UNIT_NOT_FOUND))
+}
+
+#[derive(Serialize)]
+pub struct UnitPage {
+    data: Vec<Unit>,
+    next_cursor: Option<String>,
+}
+
+/// `GET /units?crm_location_id=&limit=&cursor=`: keyset pages in `crm_unit_id` order.
+async fn list_units(
+    State(state): State<AppState>,
+    auth: CompanyAuth,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Json<UnitPage>> {
+    let Query(params) =
+        query.map_err(|_| Error::BadRequest("The query string is malformed.".into()))?;
+    let query = input::parse_list_query(&params)?;
+    let mut units = store::list(
+        &state.db,
+        auth.company_id,
+        query.crm_location_id.as_deref(),
+        query.after.as_deref(),
+        query.limit + 1,
+    )
+    .await?;
+    let next_cursor = if units.len() as i64 > query.limit {
+        units.truncate(query.limit as usize);
+        units
+            .last()
+            .map(|unit| input::encode_cursor(&unit.crm_unit_id))
+    } else {
+        None
+    };
+    Ok(Json(UnitPage {
+        data: units,
+        next_cursor,
+    }))
+}
+
+/// `PUT /units/{crm_unit_id}/tenancy`: replaces any current tenancy of the unit.
+async fn put_tenancy(
+    State(state): State<AppState>,
+    auth: CompanyAuth,
+    Path(crm_unit_id): Path<String>,
+    Valid(input): Valid<TenancyInput>,
+) -> Result<Json<Data<Tenancy>>> {
+    let mut tx = state.db.begin().await?;
+    let tenancy = tenancies::replace(
+        &mut tx,
+        auth.company_id,
+        &crm_unit_id,
+        input,
+        state.clock.now(),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(data(tenancy))
+}
+
+/// `DELETE /units/{crm_unit_id}/tenancy`: 204 also when the unit is already vacant.
+async fn delete_tenancy(
+    State(state): State<AppState>,
+    auth: CompanyAuth,
+    Path(crm_unit_id): Path<String>,
+) -> Result<StatusCode> {
+    let mut conn = state.db.acquire().await?;
+    if !tenancies::vacate(&mut conn, auth.company_id, &crm_unit_id).await? {
+        return Err(Error::NotFound(UNIT_NOT_FOUND));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
