@@ -1,27 +1,5 @@
--- A unit as the API shows it, with its location and its tenancy (or NULL), so every read and the
--- single-unit PATCH return the same shape from one statement.
-
-CREATE FUNCTION unit_tenancy(target_unit_id uuid) RETURNS json
-LANGUAGE sql STABLE AS $$
-    SELECT json_build_object(
-        'crm_unit_id', u.crm_unit_id,
-        'tenant', json_build_object(
-            'tenant_id', tn.id,
-            'crm_tenant_id', tn.crm_tenant_id,
-            'name', tn.name,
-            'phone', p.phone_e164,
-            'email', tn.email
-        ),
-        'access_code', t.access_code,
-        'access_status', t.access_status
-    )
-    FROM tenancies t
-    JOIN units u ON u.id = t.unit_id
-    JOIN tenants tn ON tn.id = t.tenant_id
-    JOIN people p ON p.id = tn.person_id
-    WHERE t.unit_id = target_unit_id
-$$;
-
+-- A unit as the API shows it: its location and its tenancy (all tenancy columns NULL when the
+-- unit is vacant), so every read returns the same shape.
 CREATE VIEW unit_details AS
 SELECT u.id,
        u.company_id,
@@ -31,6 +9,15 @@ SELECT u.id,
        u.name,
        u.size,
        u.status,
-       unit_tenancy(u.id) AS tenancy
+       tn.id AS tenant_id,
+       tn.crm_tenant_id,
+       tn.name AS tenant_name,
+       p.phone_e164 AS tenant_phone,
+       tn.email AS tenant_email,
+       ty.access_code,
+       ty.access_status
 FROM units u
-JOIN locations l ON l.id = u.location_id;
+JOIN locations l ON l.id = u.location_id
+LEFT JOIN tenancies ty ON ty.unit_id = u.id
+LEFT JOIN tenants tn ON tn.id = ty.tenant_id
+LEFT JOIN people p ON p.id = tn.person_id;

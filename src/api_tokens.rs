@@ -6,7 +6,7 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get};
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use sqlx::PgPool;
@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::companies;
 use crate::crypto::{self, SecretHasher, random_secret, split_token};
-use crate::http::auth::{AdminAuth, CompanyAuth};
+use crate::http::auth::{AdminAuth, CompanyAuth, last_use_is_stale};
 use crate::http::error::ValidationErrors;
 use crate::http::extract::{FromJsonBody, JsonObject, parse};
 use crate::http::{AppState, Data, Error, Result, data};
@@ -24,9 +24,6 @@ use crate::validation::Fields;
 const TOKEN_PREFIX: &str = "kat_";
 
 const TOKEN_NOT_FOUND: &str = "API token not found.";
-
-/// `last_used_at` is written at most this often per token, so a busy token costs no write per request.
-const LAST_USED_GRANULARITY: TimeDelta = TimeDelta::seconds(60);
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -126,10 +123,7 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Option<Compan
         return Ok(None);
     }
     let now = state.clock.now();
-    if row
-        .last_used_at
-        .is_none_or(|used| now - used >= LAST_USED_GRANULARITY)
-    {
+    if last_use_is_stale(row.last_used_at, now) {
         sqlx::query!(
             "UPDATE api_tokens SET last_used_at = $2 WHERE id = $1",
             token_id,

@@ -1,7 +1,7 @@
 //! Tenancies: who rents a unit. `PUT` replaces a unit's tenancy (creating the person and the tenant
 //! account as needed), `DELETE` vacates the unit.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Map, Value};
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -16,7 +16,7 @@ use crate::validation::{Fields, is_email};
 pub const ACCESS_STATUSES: &[&str] = &["active", "suspended"];
 
 /// A tenancy as responses show it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Tenancy {
     pub crm_unit_id: String,
     pub tenant: TenantSummary,
@@ -24,7 +24,7 @@ pub struct Tenancy {
     pub access_status: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct TenantSummary {
     pub tenant_id: String,
     pub crm_tenant_id: String,

@@ -5,11 +5,20 @@
 use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
+use chrono::{DateTime, TimeDelta, Utc};
 use uuid::Uuid;
 
 use super::{AppState, Error, Result};
 use crate::admin::{self, Admin};
-use crate::api_tokens;
+use crate::{api_tokens, otp_login};
+
+/// `last_used_at` is written at most this often per token, so a busy token costs no write per request.
+const LAST_USED_GRANULARITY: TimeDelta = TimeDelta::seconds(60);
+
+/// Whether a token's `last_used_at` is old enough to be worth writing again.
+pub fn last_use_is_stale(last_used_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
+    last_used_at.is_none_or(|used| now - used >= LAST_USED_GRANULARITY)
+}
 
 /// The bearer token of the request, or the 401 for a request without one.
 pub fn bearer_token(parts: &Parts) -> Result<&str> {
@@ -72,6 +81,25 @@ impl FromRequestParts<AppState> for CompanyAuth {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
         let token = bearer_token(parts)?;
         api_tokens::authenticate(state, token)
+            .await?
+            .ok_or(Error::Unauthorized { token_sent: true })
+    }
+}
+
+/// A tenant logged in by OTP (tenant token).
+#[derive(Debug, Clone)]
+pub struct TenantAuth {
+    pub token_id: i64,
+    pub tenant_id: String,
+}
+
+impl FromRequestParts<AppState> for TenantAuth {
+    type Rejection = Error;
+
+    #[tracing::instrument(name = "tenant_auth", skip_all)]
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        let token = bearer_token(parts)?;
+        otp_login::tokens::authenticate(state, token)
             .await?
             .ok_or(Error::Unauthorized { token_sent: true })
     }

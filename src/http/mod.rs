@@ -22,7 +22,8 @@ use tracing::Span;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::crypto::SecretHasher;
-use crate::{admin, api_tokens, companies, units};
+use crate::sms::SmsSender;
+use crate::{admin, api_tokens, companies, otp_login, tenant_access, units};
 
 pub use error::{Error, Result};
 pub use request_id::RequestId;
@@ -45,16 +46,19 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub clock: SharedClock,
     pub hasher: Arc<SecretHasher>,
+    pub sms: SmsSender,
 }
 
 impl AppState {
     pub fn new(db: PgPool, config: Config, clock: SharedClock) -> Self {
         let hasher = Arc::new(SecretHasher::new(config.app_key.clone()));
+        let sms = SmsSender::new(config.sms_provider.clone());
         AppState {
             db,
             config: Arc::new(config),
             clock,
             hasher,
+            sms,
         }
     }
 }
@@ -65,7 +69,9 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::router())
         .merge(companies::router())
         .merge(api_tokens::router())
-        .merge(units::router());
+        .merge(units::router())
+        .merge(otp_login::router())
+        .merge(tenant_access::router());
 
     Router::new()
         .nest("/api/v2", api)

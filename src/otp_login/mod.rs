@@ -1,0 +1,210 @@
+//! Tenant login by phone and SMS code (CONTRACT §5, the KISS "Tenant OTP Flow"): request a code,
+//! verify it, choose among several accounts, log out.
+
+mod challenges;
+mod input;
+pub mod tokens;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::PgConnection;
+
+use crate::http::auth::TenantAuth;
+use crate::http::error::ValidationErrors;
+use crate::http::extract::Valid;
+use crate::http::{AppState, Error, Result};
+use crate::phone::PhoneE164;
+use challenges::Issued;
+use input::{PhoneLogin, VerifyOtp};
+
+const NO_SUCH_TENANT: &str = "A tenant with the submitted phone number does not exist.";
+const INVALID_OTP: &str = "The OTP code is invalid or has expired.";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/auth/phone", post(request_code))
+        .route("/auth/verify-otp", post(verify_code))
+        .route("/auth/logout", post(logout))
+}
+
+#[derive(Serialize)]
+struct Message<T> {
+    message: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<T>,
+}
+
+/// `POST /auth/phone`: sends a new code to a phone that has at least one tenancy.
+#[tracing::instrument(skip_all)]
+async fn request_code(
+    State(state): State<AppState>,
+    Valid(PhoneLogin { phone }): Valid<PhoneLogin>,
+) -> Result<Json<Message<()>>> {
+    if accounts_of(&mut *state.db.acquire().await?, &phone)
+        .await?
+        .is_empty()
+    {
+        return Err(Error::Unprocessable(NO_SUCH_TENANT));
+    }
+    let now = state.clock.now();
+    let code = challenges::generate_code();
+    let code_hash = challenges::code_hash(&state.hasher, &phone, &code);
+    let config = &state.config;
+    let issued = challenges::issue(
+        &state.db,
+        &phone,
+        &code_hash,
+        now,
+        config.otp_ttl,
+        config.otp_resend_cooldown,
+    )
+    .await?;
+    if let Issued::CoolingDown { retry_after_secs } = issued {
+        return Err(Error::TooManyRequests { retry_after_secs });
+    }
+
+    let minutes = config.otp_ttl.num_minutes().max(1);
+    let body = format!("Your verification code is {code}. It expires in {minutes} minutes.");
+    if let Err(err) = state.sms.send(&phone, &body).await {
+        tracing::error!(error = %err, "SMS provider failed to send a one-time code");
+        challenges::withdraw(&state.db, &phone, &code_hash).await?;
+        return Err(Error::BadGateway(
+            "The OTP could not be sent. Please try again.",
+        ));
+    }
+    Ok(Json(Message {
+        message: "OTP sent successfully.",
+        data: None,
+    }))
+}
+
+/// One tenant account behind a phone, as the multi-account answer lists it.
+#[derive(Debug, Clone, Serialize)]
+struct Account {
+    tenant_id: String,
+    name: String,
+    location: String,
+    company: String,
+    #[serde(skip)]
+    email: Option<String>,
+    #[serde(skip)]
+    person_id: String,
+}
+
+/// The accounts of the person behind the phone that still have a tenancy.
+async fn accounts_of(conn: &mut PgConnection, phone: &PhoneE164) -> Result<Vec<Account>> {
+    let accounts = sqlx::query_as!(
+        Account,
+        r#"SELECT t.id AS tenant_id, t.name, COALESCE(l.name, l.crm_location_id) AS "location!",
+                  c.name AS company, t.email, p.id AS person_id
+           FROM people p
+           JOIN tenants t ON t.person_id = p.id
+           JOIN locations l ON l.id = t.location_id
+           JOIN companies c ON c.id = t.company_id
+           WHERE p.phone_e164 = $1
+             AND EXISTS (SELECT 1 FROM tenancies ty WHERE ty.tenant_id = t.id)
+           ORDER BY c.name, 3, t.id"#,
+        phone.as_str(),
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(accounts)
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Verified {
+    LoggedIn {
+        token: String,
+        expires_at: DateTime<Utc>,
+        tenant_id: String,
+        user: User,
+    },
+    Choose {
+        token: Option<String>,
+        accounts: Vec<Account>,
+    },
+}
+
+#[derive(Serialize)]
+struct User {
+    id: String,
+    name: String,
+    email: Option<String>,
+    phone: String,
+}
+
+/// `POST /auth/verify-otp`: a token for the one account (or the chosen one), or the list of
+/// accounts to choose from, in which case the code stays valid.
+#[tracing::instrument(skip_all)]
+async fn verify_code(
+    State(state): State<AppState>,
+    Valid(request): Valid<VerifyOtp>,
+) -> Result<Json<Message<Verified>>> {
+    let now = state.clock.now();
+    let phone = &request.phone;
+    let mut tx = state.db.begin().await?;
+    let challenge = challenges::lock(&mut tx, phone)
+        .await?
+        .filter(|challenge| challenge.is_usable(now))
+        .ok_or(Error::Unprocessable(INVALID_OTP))?;
+
+    let expected = challenges::code_hash(&state.hasher, phone, &request.otp);
+    if !crate::crypto::constant_time_eq(&expected, &challenge.code_hash) {
+        challenges::record_failure(&mut tx, phone).await?;
+        tx.commit().await?;
+        return Err(Error::Unprocessable(INVALID_OTP));
+    }
+
+    let mut accounts = accounts_of(&mut tx, phone).await?;
+    let account = match (&request.tenant_id, accounts.len()) {
+        (_, 0) => return Err(Error::Unprocessable(NO_SUCH_TENANT)),
+        (None, 1) => accounts.remove(0),
+        (None, _) => {
+            return Ok(Json(Message {
+                message: "Multiple accounts found.",
+                data: Some(Verified::Choose {
+                    token: None,
+                    accounts,
+                }),
+            }));
+        }
+        (Some(chosen), _) => {
+            let Some(index) = accounts.iter().position(|a| &a.tenant_id == chosen) else {
+                let mut errors = ValidationErrors::new();
+                errors.add("tenant_id", "The selected tenant id is invalid.");
+                return Err(errors.into());
+            };
+            accounts.swap_remove(index)
+        }
+    };
+
+    challenges::consume(&mut tx, phone, now).await?;
+    let (token, expires_at) = tokens::issue(&mut tx, &state, &account.tenant_id, now).await?;
+    tx.commit().await?;
+    Ok(Json(Message {
+        message: "Login successful.",
+        data: Some(Verified::LoggedIn {
+            token,
+            expires_at,
+            tenant_id: account.tenant_id,
+            user: User {
+                id: account.person_id,
+                name: account.name,
+                email: account.email,
+                phone: phone.to_string(),
+            },
+        }),
+    }))
+}
+
+/// `POST /auth/logout`: this tenant token stops working.
+async fn logout(State(state): State<AppState>, auth: TenantAuth) -> Result<StatusCode> {
+    tokens::revoke(&state, auth.token_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
