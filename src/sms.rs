@@ -9,6 +9,12 @@ use crate::phone::PhoneE164;
 /// How long a provider may take before the send counts as failed.
 const PROVIDER_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// reqwest is built without a bundled TLS crypto provider (to keep one crypto library, ring);
+/// this installs ring's before any HTTP client is built. Calling it again is harmless.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 #[derive(Clone)]
 pub struct SmsSender {
     provider: SmsProvider,
@@ -26,9 +32,7 @@ pub enum SmsError {
 
 impl SmsSender {
     pub fn new(provider: SmsProvider) -> Self {
-        // reqwest is built without a bundled crypto provider; ring is the one sqlx also uses.
-        // Installing twice is harmless (the second call just reports the first).
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        install_crypto_provider();
         let client = reqwest::Client::builder()
             .timeout(PROVIDER_TIMEOUT)
             .user_agent(concat!("kiss-auth/", env!("CARGO_PKG_VERSION")))

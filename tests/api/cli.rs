@@ -307,7 +307,7 @@ async fn serve_answers_and_stops_cleanly_on_sigterm(db: PgPool) {
         .spawn()
         .unwrap();
 
-    let client = reqwest::Client::new();
+    let client = crate::helpers::http_client();
     let url = format!("http://127.0.0.1:{port}/api/v2/companies");
     let mut answer = None;
     for _ in 0..100 {

@@ -71,7 +71,7 @@ pub async fn spawn_app_with(db: PgPool, overrides: &[(&str, &str)]) -> TestApp {
     tokio::spawn(http::serve(listener, state.clone(), std::future::pending()));
     TestApp {
         address,
-        client: reqwest::Client::new(),
+        client: http_client(),
         db,
         clock,
         state,
@@ -213,6 +213,12 @@ impl TestApp {
             .await
             .unwrap()
     }
+}
+
+/// An HTTP client for tests (reqwest needs the process's TLS crypto provider installed first).
+pub fn http_client() -> reqwest::Client {
+    kiss_auth::sms::install_crypto_provider();
+    reqwest::Client::new()
 }
 
 pub async fn read(response: reqwest::Response) -> TestResponse {

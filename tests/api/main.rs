@@ -1,6 +1,7 @@
 //! Black-box tests: the real router served over HTTP on a loopback port, each test with a fresh
 //! Postgres database (`#[sqlx::test]`), and the real binary for the command line.
 
+mod fake_twilio;
 mod helpers;
 
 mod admin_sessions;
@@ -8,5 +9,6 @@ mod api_tokens;
 mod cli;
 mod companies;
 mod conventions;
+mod otp_login;
 mod tenancies;
 mod units;
