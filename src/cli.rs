@@ -174,7 +174,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on KISS_BIND={}", config.bind))?;
     tracing::info!(address = %listener.local_addr()?, migrations_applied = applied, "kiss-auth is listening");
-    let state = AppState::new(pool.clone(), config, SharedClock::system());
+    let state = AppState::new(pool.clone(), config, SharedClock::system())?;
     http::serve(listener, state, shutdown_signal()).await?;
     pool.close().await;
     tracing::info!("kiss-auth stopped");

@@ -141,6 +141,8 @@ pub struct Config {
     pub idempotency_ttl: TimeDelta,
     pub rate_limit_backend: RateLimitBackend,
     pub redis_url: Option<String>,
+    /// Prefix of this deployment's keys in a shared Redis.
+    pub redis_prefix: String,
     pub rate_limits: RateLimits,
     pub bulk_max_units: usize,
     pub body_limit_bytes: usize,
@@ -299,6 +301,9 @@ impl Config {
             idempotency_ttl: vars.seconds("KISS_IDEMPOTENCY_TTL_SECS", 86_400)?,
             rate_limit_backend,
             redis_url,
+            redis_prefix: vars
+                .get("KISS_RATE_LIMIT_REDIS_PREFIX")
+                .unwrap_or_else(|| "kiss-auth".to_owned()),
             rate_limits: RateLimits {
                 otp_send: vars.rate_limit("KISS_RATE_LIMIT_OTP_SEND", "5/60s")?,
                 otp_verify: vars.rate_limit("KISS_RATE_LIMIT_OTP_VERIFY", "5/60s")?,

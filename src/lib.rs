@@ -13,6 +13,7 @@ pub mod db;
 pub mod http;
 pub mod otp_login;
 pub mod phone;
+pub mod rate_limit;
 pub mod sms;
 pub mod telemetry;
 pub mod tenancies;

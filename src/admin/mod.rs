@@ -4,6 +4,8 @@
 pub mod sessions;
 
 use axum::Router;
+use axum::handler::Handler;
+use axum::middleware::from_fn_with_state;
 use axum::routing::post;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -23,9 +25,10 @@ pub struct Admin {
     pub company_id: Option<Uuid>,
 }
 
-pub fn router() -> Router<AppState> {
+pub fn router(state: &AppState) -> Router<AppState> {
+    let limited = from_fn_with_state(state.clone(), crate::rate_limit::admin_sign_in);
     Router::new()
-        .route("/admin/sign-in", post(sessions::sign_in))
+        .route("/admin/sign-in", post(sessions::sign_in.layer(limited)))
         .route("/admin/sign-out", post(sessions::sign_out))
 }
 

@@ -79,6 +79,10 @@ impl FromRequestParts<AppState> for CompanyAuth {
 
     #[tracing::instrument(name = "api_token_auth", skip_all)]
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        // The per-company rate limit runs first and has already authenticated the token.
+        if let Some(auth) = parts.extensions.get::<CompanyAuth>() {
+            return Ok(*auth);
+        }
         let token = bearer_token(parts)?;
         api_tokens::authenticate(state, token)
             .await?

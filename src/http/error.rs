@@ -40,6 +40,9 @@ pub enum Error {
     TooManyRequests { retry_after_secs: u64 },
     #[error("bad gateway: {0}")]
     BadGateway(&'static str),
+    /// A dependency (the shared rate limiter) is unreachable and the request may not go on without it.
+    #[error("service unavailable")]
+    Unavailable,
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -70,6 +73,7 @@ impl Error {
             Error::Validation(_) | Error::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::BadGateway(_) => StatusCode::BAD_GATEWAY,
+            Error::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -94,7 +98,7 @@ impl Error {
             Error::TooManyRequests { retry_after_secs } => {
                 format!("Too many attempts. Please try again in {retry_after_secs} seconds.")
             }
-            Error::Internal(_) => "Server error.".into(),
+            Error::Unavailable | Error::Internal(_) => "Server error.".into(),
         }
     }
 }

@@ -22,6 +22,7 @@ use tracing::Span;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::crypto::SecretHasher;
+use crate::rate_limit::RateLimiter;
 use crate::sms::SmsSender;
 use crate::{admin, api_tokens, companies, otp_login, tenant_access, units};
 
@@ -47,30 +48,34 @@ pub struct AppState {
     pub clock: SharedClock,
     pub hasher: Arc<SecretHasher>,
     pub sms: SmsSender,
+    pub limiter: Arc<RateLimiter>,
 }
 
 impl AppState {
-    pub fn new(db: PgPool, config: Config, clock: SharedClock) -> Self {
+    /// Fails only on a `REDIS_URL` that cannot be parsed (Redis itself is reached lazily).
+    pub fn new(db: PgPool, config: Config, clock: SharedClock) -> anyhow::Result<Self> {
         let hasher = Arc::new(SecretHasher::new(config.app_key.clone()));
         let sms = SmsSender::new(config.sms_provider.clone());
-        AppState {
+        let limiter = Arc::new(RateLimiter::new(&config, clock.clone())?);
+        Ok(AppState {
             db,
             config: Arc::new(config),
             clock,
             hasher,
             sms,
-        }
+            limiter,
+        })
     }
 }
 
 /// The whole application router, state applied.
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
-        .merge(admin::router())
+        .merge(admin::router(&state))
         .merge(companies::router())
         .merge(api_tokens::router())
-        .merge(units::router())
-        .merge(otp_login::router())
+        .merge(units::router(&state))
+        .merge(otp_login::router(&state))
         .merge(tenant_access::router());
 
     Router::new()

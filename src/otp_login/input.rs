@@ -50,6 +50,11 @@ impl FromJsonBody for VerifyOtp {
     }
 }
 
+/// The phone a body names, if it names a valid one (for the rate limit's key).
+pub fn phone_of(body: &Map<String, Value>) -> Option<PhoneE164> {
+    read_phone(&mut Fields::new(body, &mut ValidationErrors::new()))
+}
+
 /// `country_code` (1–3 digits, no `+`) and `phone_number` (7–15 digits once spaces, dashes, dots
 /// and parentheses are stripped), combined into E.164.
 fn read_phone(fields: &mut Fields<'_, '_>) -> Option<PhoneE164> {

@@ -7,8 +7,11 @@ pub mod tokens;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Request, State};
+use axum::handler::Handler;
 use axum::http::StatusCode;
+use axum::middleware::{Next, from_fn_with_state};
+use axum::response::Response;
 use axum::routing::post;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -19,17 +22,38 @@ use crate::http::error::ValidationErrors;
 use crate::http::extract::Valid;
 use crate::http::{AppState, Error, Result};
 use crate::phone::PhoneE164;
+use crate::rate_limit::{self, Scope};
 use challenges::Issued;
 use input::{PhoneLogin, VerifyOtp};
 
 const NO_SUCH_TENANT: &str = "A tenant with the submitted phone number does not exist.";
 const INVALID_OTP: &str = "The OTP code is invalid or has expired.";
 
-pub fn router() -> Router<AppState> {
+pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
-        .route("/auth/phone", post(request_code))
-        .route("/auth/verify-otp", post(verify_code))
+        .route(
+            "/auth/phone",
+            post(request_code.layer(from_fn_with_state(state.clone(), limit_send))),
+        )
+        .route(
+            "/auth/verify-otp",
+            post(verify_code.layer(from_fn_with_state(state.clone(), limit_verify))),
+        )
         .route("/auth/logout", post(logout))
+}
+
+/// Sending and verifying are limited per phone, in E.164 so that every spelling of one number
+/// shares its limit.
+async fn limit_send(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    rate_limit::by_body_key(&state, Scope::OtpSend, phone_key, request, next).await
+}
+
+async fn limit_verify(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    rate_limit::by_body_key(&state, Scope::OtpVerify, phone_key, request, next).await
+}
+
+fn phone_key(body: &serde_json::Map<String, serde_json::Value>) -> Option<String> {
+    input::phone_of(body).map(|phone| phone.to_string())
 }
 
 #[derive(Serialize)]

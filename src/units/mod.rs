@@ -12,23 +12,32 @@ use axum::Json;
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
+use axum::handler::Handler;
 use axum::http::StatusCode;
-use axum::routing::{get, put};
+use axum::middleware::from_fn_with_state;
+use axum::routing::{get, patch, put};
 use serde::Serialize;
 
 use crate::http::auth::CompanyAuth;
 use crate::http::extract::{JsonObject, Valid};
 use crate::http::{AppState, Data, Error, Result, data};
+use crate::rate_limit;
 use crate::tenancies::{self, Tenancy, TenancyInput, UNIT_NOT_FOUND};
 use store::{SyncCounts, Unit};
 
-pub fn router() -> Router<AppState> {
+/// Reads are not rate limited; the bulk and the single-unit writes each have their scope (§7).
+pub fn router(state: &AppState) -> Router<AppState> {
+    let bulk = from_fn_with_state(state.clone(), rate_limit::pms_bulk);
+    let unit = from_fn_with_state(state.clone(), rate_limit::pms_unit);
     Router::new()
-        .route("/units", get(list_units).patch(sync_units))
-        .route("/units/{crm_unit_id}", get(show_unit).patch(patch_unit))
+        .route("/units", get(list_units).patch(sync_units.layer(bulk)))
+        .route(
+            "/units/{crm_unit_id}",
+            get(show_unit).merge(patch(patch_unit).layer(unit.clone())),
+        )
         .route(
             "/units/{crm_unit_id}/tenancy",
-            put(put_tenancy).delete(delete_tenancy),
+            put(put_tenancy).delete(delete_tenancy).layer(unit),
         )
 }
 

@@ -8,19 +8,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-use crate::helpers::{APP_KEY, read, spawn_app};
-
-/// The URL of the database behind a test pool.
-fn database_url(db: &PgPool) -> String {
-    let options = db.connect_options();
-    format!(
-        "postgres://{}@{}:{}/{}",
-        options.get_username(),
-        options.get_host(),
-        options.get_port(),
-        options.get_database().expect("test databases are named"),
-    )
-}
+use crate::helpers::{APP_KEY, database_url, read, spawn_app};
 
 fn kiss_auth(db: &PgPool, args: &[&str], stdin: &str, app_key: Option<&str>) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_kiss-auth"));

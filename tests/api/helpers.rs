@@ -65,7 +65,8 @@ pub async fn spawn_app_with(db: PgPool, overrides: &[(&str, &str)]) -> TestApp {
         db.clone(),
         test_config(overrides),
         SharedClock::new(clock.clone()),
-    );
+    )
+    .expect("the app state builds");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(http::serve(listener, state.clone(), std::future::pending()));
@@ -213,6 +214,18 @@ impl TestApp {
             .await
             .unwrap()
     }
+}
+
+/// The URL of the database behind a test pool (for processes that need to reach it).
+pub fn database_url(db: &PgPool) -> String {
+    let options = db.connect_options();
+    format!(
+        "postgres://{}@{}:{}/{}",
+        options.get_username(),
+        options.get_host(),
+        options.get_port(),
+        options.get_database().expect("test databases are named"),
+    )
 }
 
 /// An HTTP client for tests (reqwest needs the process's TLS crypto provider installed first).

@@ -10,5 +10,6 @@ mod cli;
 mod companies;
 mod conventions;
 mod otp_login;
+mod rate_limits;
 mod tenancies;
 mod units;

@@ -1,0 +1,145 @@
+//! The in-process backend: a sliding-window log per key, swept so that keys whose window has
+//! passed are forgotten and memory stays bounded.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+
+use super::{Check, KeyState, Outcome};
+
+/// How often (in the limiter's clock) the whole map is swept for idle keys.
+const SWEEP_EVERY_MS: i64 = 10_000;
+
+#[derive(Default)]
+pub struct MemoryBackend {
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    windows: HashMap<String, Window>,
+    last_sweep_ms: i64,
+}
+
+struct Window {
+    window_ms: i64,
+    /// Times (ms) of the requests let through that are still inside the window, oldest first.
+    admitted: VecDeque<i64>,
+}
+
+impl MemoryBackend {
+    pub fn acquire(&self, checks: &[Check], now_ms: i64) -> Outcome {
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if now_ms - state.last_sweep_ms >= SWEEP_EVERY_MS {
+            state
+                .windows
+                .retain(|_, w| w.admitted.back().is_some_and(|&t| t > now_ms - w.window_ms));
+            state.last_sweep_ms = now_ms;
+        }
+
+        let mut allowed = true;
+        for check in checks {
+            let window = state
+                .windows
+                .entry(check.key.clone())
+                .or_insert_with(|| Window {
+                    window_ms: check.window_ms,
+                    admitted: VecDeque::new(),
+                });
+            while window
+                .admitted
+                .front()
+                .is_some_and(|&t| t <= now_ms - check.window_ms)
+            {
+                window.admitted.pop_front();
+            }
+            if window.admitted.len() >= check.max as usize {
+                allowed = false;
+            }
+        }
+        let keys = checks
+            .iter()
+            .map(|check| {
+                let window = state
+                    .windows
+                    .entry(check.key.clone())
+                    .or_insert_with(|| Window {
+                        window_ms: check.window_ms,
+                        admitted: VecDeque::new(),
+                    });
+                if allowed {
+                    window.admitted.push_back(now_ms);
+                }
+                KeyState {
+                    count: window.admitted.len() as u32,
+                    oldest_ms: window.admitted.front().copied().unwrap_or(now_ms),
+                }
+            })
+            .collect();
+        Outcome { allowed, keys }
+    }
+
+    #[cfg(test)]
+    fn tracked_keys(&self) -> usize {
+        self.state.lock().unwrap().windows.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(key: &str, max: u32, window_ms: i64) -> Check {
+        Check {
+            key: key.into(),
+            max,
+            window_ms,
+        }
+    }
+
+    #[test]
+    fn at_most_n_in_any_rolling_window_and_refusals_do_not_count() {
+        let backend = MemoryBackend::default();
+        let limit = [check("phone", 3, 1_000)];
+        let admitted: Vec<bool> = [0, 100, 200, 300, 999, 1_000, 1_050, 1_100, 1_199, 1_200]
+            .iter()
+            .map(|&t| backend.acquire(&limit, t).allowed)
+            .collect();
+        // t=1000 sees 100 and 200 still in (1000-1000, 1000]; 0 has left, so one slot frees.
+        assert_eq!(
+            admitted,
+            [
+                true, true, true, false, false, true, false, true, false, true
+            ]
+        );
+    }
+
+    #[test]
+    fn several_keys_are_admitted_together_or_not_at_all() {
+        let backend = MemoryBackend::default();
+        let email = check("email", 2, 1_000);
+        let ip = check("ip", 3, 1_000);
+        assert!(backend.acquire(&[email.clone(), ip.clone()], 0).allowed);
+        assert!(backend.acquire(&[email.clone(), ip.clone()], 1).allowed);
+        let refused = backend.acquire(&[email, ip.clone()], 2);
+        assert!(!refused.allowed);
+        assert_eq!(
+            refused.keys[1].count, 2,
+            "the refused request did not count for the IP"
+        );
+        assert!(backend.acquire(&[ip], 3).allowed);
+    }
+
+    #[test]
+    fn idle_keys_are_forgotten() {
+        let backend = MemoryBackend::default();
+        for i in 0..1_000 {
+            backend.acquire(&[check(&format!("phone-{i}"), 5, 1_000)], 0);
+        }
+        assert_eq!(backend.tracked_keys(), 1_000);
+        backend.acquire(&[check("late", 5, 1_000)], SWEEP_EVERY_MS);
+        assert_eq!(backend.tracked_keys(), 1);
+    }
+}

@@ -1,0 +1,354 @@
+//! Rate limits (CONTRACT §7): at most N requests let through in any rolling window, per scope and
+//! key, in one process (`memory`) or shared by every process through Redis (`redis`). Refused
+//! requests do not count. Limited routes advertise their policy with the IETF `RateLimit-Policy`
+//! and `RateLimit` headers.
+
+mod memory;
+mod redis;
+
+use std::net::SocketAddr;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::http::{HeaderMap, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value};
+
+use crate::clock::SharedClock;
+use crate::config::{Config, RateLimit, RateLimitBackend, RateLimits};
+use crate::http::auth::CompanyAuth;
+use crate::http::{AppState, Error};
+
+/// What a limit is about; its name appears in the `RateLimit` headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    OtpSend,
+    OtpVerify,
+    PmsBulk,
+    PmsUnit,
+    AdminSignInEmail,
+    AdminSignInIp,
+}
+
+impl Scope {
+    pub fn name(self) -> &'static str {
+        match self {
+            Scope::OtpSend => "otp_send",
+            Scope::OtpVerify => "otp_verify",
+            Scope::PmsBulk => "pms_bulk",
+            Scope::PmsUnit => "pms_unit",
+            Scope::AdminSignInEmail => "admin_sign_in_email",
+            Scope::AdminSignInIp => "admin_sign_in_ip",
+        }
+    }
+
+    fn limit(self, limits: &RateLimits) -> RateLimit {
+        match self {
+            Scope::OtpSend => limits.otp_send,
+            Scope::OtpVerify => limits.otp_verify,
+            Scope::PmsBulk => limits.pms_bulk,
+            Scope::PmsUnit => limits.pms_unit,
+            Scope::AdminSignInEmail | Scope::AdminSignInIp => limits.admin_sign_in,
+        }
+    }
+
+    /// Scopes that guard guessable secrets refuse requests when the shared limiter cannot be
+    /// reached; the PMS scopes (high-entropy tokens) let them through.
+    fn fails_closed(self) -> bool {
+        !matches!(self, Scope::PmsBulk | Scope::PmsUnit)
+    }
+}
+
+/// One key to count a request against.
+#[derive(Debug, Clone)]
+pub struct Check {
+    key: String,
+    max: u32,
+    window_ms: i64,
+}
+
+/// A backend's answer: whether the request was admitted, and each key's state afterwards.
+pub struct Outcome {
+    allowed: bool,
+    keys: Vec<KeyState>,
+}
+
+struct KeyState {
+    /// Requests counted in the window (including this one when admitted).
+    count: u32,
+    /// When the oldest counted request was let through.
+    oldest_ms: i64,
+}
+
+enum Backend {
+    Memory(memory::MemoryBackend),
+    Redis(redis::RedisBackend),
+}
+
+pub struct RateLimiter {
+    backend: Backend,
+    limits: RateLimits,
+    clock: SharedClock,
+}
+
+/// The limiter's verdict on one request, with what the headers report.
+pub struct Decision {
+    pub allowed: bool,
+    /// Seconds until a request would be let through (at least 1) when refused.
+    pub retry_after_secs: u64,
+    scopes: Vec<ScopeState>,
+}
+
+/// What the `RateLimit` headers say about one scope after this request.
+struct ScopeState {
+    scope: Scope,
+    limit: RateLimit,
+    remaining: u32,
+    reset_secs: u64,
+}
+
+impl RateLimiter {
+    pub fn new(config: &Config, clock: SharedClock) -> anyhow::Result<Self> {
+        let backend = match config.rate_limit_backend {
+            RateLimitBackend::Memory => Backend::Memory(memory::MemoryBackend::default()),
+            RateLimitBackend::Redis => {
+                let url = config.redis_url.as_deref().unwrap_or_default();
+                Backend::Redis(redis::RedisBackend::new(url, &config.redis_prefix)?)
+            }
+        };
+        Ok(RateLimiter {
+            backend,
+            limits: config.rate_limits,
+            clock,
+        })
+    }
+
+    /// Counts the request against every key (all or none), or refuses it.
+    pub async fn acquire(&self, keys: &[(Scope, String)]) -> Result<Decision, Error> {
+        let now_ms = self.clock.now().timestamp_millis();
+        let checks: Vec<Check> = keys
+            .iter()
+            .map(|(scope, key)| {
+                let limit = scope.limit(&self.limits);
+                Check {
+                    key: format!("{}:{key}", scope.name()),
+                    max: limit.max,
+                    window_ms: i64::from(limit.window_secs) * 1000,
+                }
+            })
+            .collect();
+        let outcome = match &self.backend {
+            Backend::Memory(memory) => memory.acquire(&checks, now_ms),
+            Backend::Redis(redis) => match redis.acquire(&checks, now_ms).await {
+                Ok(outcome) => outcome,
+                Err(err) if keys.iter().any(|(scope, _)| scope.fails_closed()) => {
+                    tracing::error!(error = %err, "rate limiter unreachable: refusing the request");
+                    return Err(Error::Unavailable);
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "rate limiter unreachable: letting the request through");
+                    return Ok(Decision {
+                        allowed: true,
+                        retry_after_secs: 0,
+                        scopes: Vec::new(),
+                    });
+                }
+            },
+        };
+
+        let mut retry_after_ms = 0;
+        let scopes = keys
+            .iter()
+            .zip(&checks)
+            .zip(&outcome.keys)
+            .map(|(((scope, _), check), state)| {
+                let until_oldest_leaves = (state.oldest_ms + check.window_ms - now_ms).max(0);
+                if state.count >= check.max {
+                    retry_after_ms = retry_after_ms.max(until_oldest_leaves);
+                }
+                let remaining = check.max.saturating_sub(state.count);
+                let reset_secs = if state.count == 0 {
+                    0
+                } else {
+                    ceil_secs(until_oldest_leaves)
+                };
+                ScopeState {
+                    scope: *scope,
+                    limit: scope.limit(&self.limits),
+                    remaining,
+                    reset_secs,
+                }
+            })
+            .collect();
+        Ok(Decision {
+            allowed: outcome.allowed,
+            retry_after_secs: ceil_secs(retry_after_ms).max(1),
+            scopes,
+        })
+    }
+}
+
+fn ceil_secs(ms: i64) -> u64 {
+    (ms.max(0) as u64).div_ceil(1000)
+}
+
+impl Decision {
+    /// `RateLimit-Policy: "otp_send";q=5;w=60` and `RateLimit: "otp_send";r=4;t=60`
+    /// (draft-ietf-httpapi-ratelimit-headers), one item per scope.
+    fn write_headers(&self, headers: &mut HeaderMap) {
+        if self.scopes.is_empty() {
+            return;
+        }
+        let policy: Vec<String> = self
+            .scopes
+            .iter()
+            .map(|s| {
+                format!(
+                    "\"{}\";q={};w={}",
+                    s.scope.name(),
+                    s.limit.max,
+                    s.limit.window_secs
+                )
+            })
+            .collect();
+        let state: Vec<String> = self
+            .scopes
+            .iter()
+            .map(|s| {
+                format!(
+                    "\"{}\";r={};t={}",
+                    s.scope.name(),
+                    s.remaining,
+                    s.reset_secs
+                )
+            })
+            .collect();
+        for (name, value) in [("ratelimit-policy", policy), ("ratelimit", state)] {
+            if let Ok(value) = HeaderValue::from_str(&value.join(", ")) {
+                headers.insert(name, value);
+            }
+        }
+    }
+}
+
+/// Runs the request if the limiter admits it under `keys`; a refusal is the contract's 429 and
+/// nothing else happens. Either way the answer carries the `RateLimit` headers.
+pub async fn enforce(
+    state: &AppState,
+    keys: &[(Scope, String)],
+    request: Request,
+    next: Next,
+) -> Response {
+    let decision = match state.limiter.acquire(keys).await {
+        Ok(decision) => decision,
+        Err(err) => return err.into_response(),
+    };
+    let mut response = if decision.allowed {
+        next.run(request).await
+    } else {
+        Error::TooManyRequests {
+            retry_after_secs: decision.retry_after_secs,
+        }
+        .into_response()
+    };
+    decision.write_headers(response.headers_mut());
+    response
+}
+
+/// Reads the JSON body (answering 413 beyond the limit) and hands back a request that still has it.
+async fn buffer_json(
+    request: Request,
+    limit: usize,
+) -> Result<(Request, Map<String, Value>), Response> {
+    let (parts, body) = request.into_parts();
+    let bytes: Bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| Error::PayloadTooLarge.into_response())?;
+    let object = serde_json::from_slice::<Value>(&bytes)
+        .ok()
+        .and_then(|value| match value {
+            Value::Object(object) => Some(object),
+            _ => None,
+        })
+        .unwrap_or_default();
+    Ok((Request::from_parts(parts, Body::from(bytes)), object))
+}
+
+/// Limits a route by a key read from its JSON body; a body without one goes on to be refused by
+/// the route's own validation.
+pub async fn by_body_key(
+    state: &AppState,
+    scope: Scope,
+    key_of: impl FnOnce(&Map<String, Value>) -> Option<String>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (request, body) = match buffer_json(request, state.config.body_limit_bytes).await {
+        Ok(read) => read,
+        Err(response) => return response,
+    };
+    match key_of(&body) {
+        Some(key) => enforce(state, &[(scope, key)], request, next).await,
+        None => next.run(request).await,
+    }
+}
+
+/// Middleware for the PMS writes: authenticates the API token (the handler reuses the result)
+/// and limits per company.
+pub async fn per_company(scope: Scope, state: AppState, request: Request, next: Next) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let auth = match CompanyAuth::from_request_parts(&mut parts, &state).await {
+        Ok(auth) => auth,
+        Err(err) => return err.into_response(),
+    };
+    parts.extensions.insert(auth);
+    let request = Request::from_parts(parts, body);
+    enforce(
+        &state,
+        &[(scope, auth.company_id.to_string())],
+        request,
+        next,
+    )
+    .await
+}
+
+pub async fn pms_bulk(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    per_company(Scope::PmsBulk, state, request, next).await
+}
+
+pub async fn pms_unit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    per_company(Scope::PmsUnit, state, request, next).await
+}
+
+/// Admin sign-in is limited per e-mail (case-insensitive) and per client IP, together.
+pub async fn admin_sign_in(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let ip = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip().to_string());
+    let (request, body) = match buffer_json(request, state.config.body_limit_bytes).await {
+        Ok(read) => read,
+        Err(response) => return response,
+    };
+    let email = body
+        .get("email")
+        .and_then(Value::as_str)
+        .map(|email| email.trim().to_lowercase())
+        .filter(|email| !email.is_empty());
+    let keys: Vec<(Scope, String)> = [
+        email.map(|email| (Scope::AdminSignInEmail, email)),
+        ip.map(|ip| (Scope::AdminSignInIp, ip)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if keys.is_empty() {
+        return next.run(request).await;
+    }
+    enforce(&state, &keys, request, next).await
+}
