@@ -164,6 +164,9 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<()> {
     }
 }
 
+/// How often expired Idempotency-Key records are deleted.
+const IDEMPOTENCY_PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+
 async fn serve(config: Config) -> anyhow::Result<()> {
     for warning in &config.warnings {
         tracing::warn!("{warning}");
@@ -175,7 +178,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on KISS_BIND={}", config.bind))?;
     tracing::info!(address = %listener.local_addr()?, migrations_applied = applied, "kiss-auth is listening");
     let state = AppState::new(pool.clone(), config, SharedClock::system())?;
+    let purger = crate::idempotency::spawn_purger(state.clone(), IDEMPOTENCY_PURGE_EVERY);
     http::serve(listener, state, shutdown_signal()).await?;
+    purger.abort();
     pool.close().await;
     tracing::info!("kiss-auth stopped");
     Ok(())

@@ -11,6 +11,7 @@ pub mod config;
 pub mod crypto;
 pub mod db;
 pub mod http;
+pub mod idempotency;
 pub mod otp_login;
 pub mod phone;
 pub mod rate_limit;

@@ -21,23 +21,36 @@ use serde::Serialize;
 use crate::http::auth::CompanyAuth;
 use crate::http::extract::{JsonObject, Valid};
 use crate::http::{AppState, Data, Error, Result, data};
-use crate::rate_limit;
+use crate::idempotency::Writes;
 use crate::tenancies::{self, Tenancy, TenancyInput, UNIT_NOT_FOUND};
+use crate::{idempotency, rate_limit};
 use store::{SyncCounts, Unit};
 
 /// Reads are not rate limited; the bulk and the single-unit writes each have their scope (§7).
 pub fn router(state: &AppState) -> Router<AppState> {
+    // Outermost first: authenticate and rate-limit, then Idempotency-Key, then the handler.
     let bulk = from_fn_with_state(state.clone(), rate_limit::pms_bulk);
     let unit = from_fn_with_state(state.clone(), rate_limit::pms_unit);
+    let idempotent = from_fn_with_state(state.clone(), idempotency::layer);
     Router::new()
-        .route("/units", get(list_units).patch(sync_units.layer(bulk)))
+        .route(
+            "/units",
+            get(list_units).patch(sync_units.layer(idempotent.clone()).layer(bulk)),
+        )
         .route(
             "/units/{crm_unit_id}",
-            get(show_unit).merge(patch(patch_unit).layer(unit.clone())),
+            get(show_unit).merge(
+                patch(patch_unit)
+                    .layer(idempotent.clone())
+                    .layer(unit.clone()),
+            ),
         )
         .route(
             "/units/{crm_unit_id}/tenancy",
-            put(put_tenancy).delete(delete_tenancy).layer(unit),
+            put(put_tenancy)
+                .delete(delete_tenancy)
+                .layer(idempotent)
+                .layer(unit),
         )
 }
 
@@ -51,10 +64,11 @@ pub struct Synced {
 async fn sync_units(
     State(state): State<AppState>,
     auth: CompanyAuth,
+    writes: Writes,
     JsonObject(body): JsonObject,
 ) -> Result<Json<Synced>> {
     let units = input::parse_bulk(&body, state.config.bulk_max_units)?;
-    let mut tx = state.db.begin().await?;
+    let mut tx = writes.transaction().await?;
     let counts = store::sync(&mut tx, auth.company_id, &units, state.clock.now()).await?;
     tx.commit().await?;
     Ok(Json(Synced {
@@ -68,12 +82,13 @@ async fn patch_unit(
     State(state): State<AppState>,
     auth: CompanyAuth,
     Path(crm_unit_id): Path<String>,
+    writes: Writes,
     JsonObject(body): JsonObject,
 ) -> Result<Json<Data<Unit>>> {
     let patch = input::parse_single(&body, &crm_unit_id)?;
     let now = state.clock.now();
     let unit = if patch.touches_location() {
-        let mut tx = state.db.begin().await?;
+        let mut tx = writes.transaction().await?;
         if store::lock_unit(&mut tx, auth.company_id, &crm_unit_id)
             .await?
             .is_none()
@@ -85,8 +100,10 @@ async fn patch_unit(
         tx.commit().await?;
         unit
     } else {
-        let mut conn = state.db.acquire().await?;
-        store::patch_in_place(&mut conn, auth.company_id, &patch, now).await?
+        let mut conn = writes.single_statement().await?;
+        let unit = store::patch_in_place(&mut conn, auth.company_id, &patch, now).await?;
+        conn.commit().await?;
+        unit
     };
     unit.map(data).ok_or(Error::NotFound(UNIT_NOT_FOUND))
 }
@@ -145,9 +162,10 @@ async fn put_tenancy(
     State(state): State<AppState>,
     auth: CompanyAuth,
     Path(crm_unit_id): Path<String>,
+    writes: Writes,
     Valid(input): Valid<TenancyInput>,
 ) -> Result<Json<Data<Tenancy>>> {
-    let mut tx = state.db.begin().await?;
+    let mut tx = writes.transaction().await?;
     let tenancy = tenancies::replace(
         &mut tx,
         auth.company_id,
@@ -162,13 +180,14 @@ async fn put_tenancy(
 
 /// `DELETE /units/{crm_unit_id}/tenancy`: 204 also when the unit is already vacant.
 async fn delete_tenancy(
-    State(state): State<AppState>,
     auth: CompanyAuth,
     Path(crm_unit_id): Path<String>,
+    writes: Writes,
 ) -> Result<StatusCode> {
-    let mut conn = state.db.acquire().await?;
+    let mut conn = writes.single_statement().await?;
     if !tenancies::vacate(&mut conn, auth.company_id, &crm_unit_id).await? {
         return Err(Error::NotFound(UNIT_NOT_FOUND));
     }
+    conn.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -3,6 +3,7 @@
 
 mod fake_twilio;
 mod helpers;
+mod idempotency;
 
 mod admin_sessions;
 mod api_tokens;
