@@ -70,11 +70,19 @@ async fn main() -> anyhow::Result<()> {
             .bulk("bulk PATCH 10,000 units (update)", "b10k", 10_000, 5)
             .await?,
     );
-    rows.push(
-        bench
-            .single_patch(concurrency, Duration::from_secs(seconds))
-            .await?,
-    );
+    // Saturated (throughput) and one connection at a time (the latency a key adds).
+    for (connections, with_key) in [
+        (concurrency, false),
+        (concurrency, true),
+        (1, false),
+        (1, true),
+    ] {
+        rows.push(
+            bench
+                .single_patch(connections, Duration::from_secs(seconds), with_key)
+                .await?,
+        );
+    }
 
     println!();
     println!("| scenario | requests | errors | req/s | p50 ms | p90 ms | p99 ms | max ms |");
@@ -155,8 +163,13 @@ impl Bench {
     }
 
     /// `concurrency` connections PATCHing single units as fast as answers come, for `duration`
-    /// after a two-second warm-up.
-    async fn single_patch(&self, concurrency: usize, duration: Duration) -> anyhow::Result<Row> {
+    /// after a two-second warm-up; with `with_key`, each request carries a fresh Idempotency-Key.
+    async fn single_patch(
+        &self,
+        concurrency: usize,
+        duration: Duration,
+        with_key: bool,
+    ) -> anyhow::Result<Row> {
         let units: Vec<Value> = (0..1000)
             .map(|i| json!({"crm_unit_id": format!("single-{i:04}"), "crm_location_id": "single"}))
             .collect();
@@ -169,12 +182,14 @@ impl Bench {
         }
 
         let warm_up = Duration::from_secs(2);
+        let run = uuid::Uuid::new_v4().simple().to_string();
         let start = Instant::now();
         let mut tasks = Vec::new();
         for worker in 0..concurrency {
             let client = self.client.clone();
             let base = self.base.clone();
             let token = self.token.clone();
+            let run = run.clone();
             tasks.push(tokio::spawn(async move {
                 let mut latencies = Vec::new();
                 let mut errors = 0usize;
@@ -185,13 +200,14 @@ impl Bench {
                     let body = json!({"status": status}).to_string();
                     i += concurrency;
                     let sent = Instant::now();
-                    let result = client
+                    let mut request = client
                         .patch(&path)
                         .bearer_auth(&token)
-                        .header("content-type", "application/json")
-                        .body(body)
-                        .send()
-                        .await;
+                        .header("content-type", "application/json");
+                    if with_key {
+                        request = request.header("idempotency-key", format!("{run}-{i}"));
+                    }
+                    let result = request.body(body).send().await;
                     let ok = match result {
                         Ok(response) => {
                             let ok = response.status().as_u16() == 200;
@@ -217,8 +233,9 @@ impl Bench {
             errors += e;
         }
         latencies.sort();
+        let key = if with_key { ", Idempotency-Key" } else { "" };
         Ok(Row {
-            scenario: format!("single-unit PATCH, {concurrency} connections"),
+            scenario: format!("single-unit PATCH{key}, {concurrency} connections"),
             requests: latencies.len(),
             seconds: duration.as_secs_f64(),
             latencies,

@@ -26,7 +26,7 @@ pub use tx::{TxSlot, WriteTx, Writes};
 
 const KEY_HEADER: &str = "idempotency-key";
 const REPLAYED_HEADER: &str = "idempotent-replayed";
-const HANDLER_SAVEPOINT: &str = "idempotent_handler";
+pub(crate) const HANDLER_SAVEPOINT: &str = "idempotent_handler";
 
 /// Middleware for the PMS writes; runs after authentication and the rate limit.
 pub async fn layer(State(state): State<AppState>, request: Request, next: Next) -> Response {
@@ -91,45 +91,34 @@ async fn run_once(
     let now = state.clock.now();
 
     let mut tx = state.db.begin().await?;
-    let locked = sqlx::query_scalar!(
-        r#"SELECT pg_try_advisory_xact_lock(hashtextextended($1::text || ':' || $2, 0)) AS "locked!""#,
-        company_id.to_string(),
-        key,
-    )
-    .fetch_one(&mut *tx)
-    .await?;
-    if !locked {
-        return Err(Error::Conflict(
-            "A request with this Idempotency-Key is still being processed.",
-        ));
-    }
-    // Read only once the lock is held, so a first request that just committed is seen.
-    let stored = sqlx::query!(
-        "SELECT request_fingerprint, response_status, response_content_type, response_body
-         FROM idempotency_keys
-         WHERE company_id = $1 AND idempotency_key = $2 AND expires_at > $3",
+    let claim = sqlx::query!(
+        r#"SELECT locked AS "locked!", request_fingerprint, response_status,
+                  response_content_type, response_body
+           FROM idempotency_claim($1, $2, $3)"#,
         company_id,
         key,
         now,
     )
-    .fetch_optional(&mut *tx)
+    .fetch_one(&mut *tx)
     .await?;
-    if let Some(stored) = stored {
-        if stored.request_fingerprint != fingerprint {
+    if !claim.locked {
+        return Err(Error::Conflict(
+            "A request with this Idempotency-Key is still being processed.",
+        ));
+    }
+    if let Some(stored_fingerprint) = claim.request_fingerprint {
+        if stored_fingerprint != fingerprint {
             return Err(Error::Conflict(
                 "The Idempotency-Key has already been used with a different request.",
             ));
         }
         return Ok(replay(
-            stored.response_status,
-            stored.response_content_type,
-            stored.response_body,
+            claim.response_status,
+            claim.response_content_type,
+            claim.response_body,
         ));
     }
 
-    sqlx::query(&format!("SAVEPOINT {HANDLER_SAVEPOINT}"))
-        .execute(&mut *tx)
-        .await?;
     let slot = TxSlot::new(tx);
     parts.extensions.insert(slot.clone());
     let response = next.run(Request::from_parts(parts, Body::from(body))).await;
@@ -145,7 +134,7 @@ async fn run_once(
         tx.rollback().await?;
         return Ok(response);
     }
-    if !status.is_success() {
+    if !status.is_success() && slot.has_savepoint() {
         // A refusal stores its answer but none of the handler's partial work.
         sqlx::query(&format!("ROLLBACK TO SAVEPOINT {HANDLER_SAVEPOINT}"))
             .execute(&mut *tx)

@@ -16,19 +16,37 @@ type PgTx = Transaction<'static, Postgres>;
 
 /// The idempotency layer's open transaction, lent to the handler through the request's extensions.
 #[derive(Clone, Default)]
-pub struct TxSlot(Arc<Mutex<Option<PgTx>>>);
+pub struct TxSlot(Arc<Mutex<Lent>>);
+
+#[derive(Default)]
+struct Lent {
+    tx: Option<PgTx>,
+    /// Whether the handler's work began with a savepoint (multi-statement writes only).
+    savepoint: bool,
+}
 
 impl TxSlot {
     pub fn new(tx: PgTx) -> Self {
-        TxSlot(Arc::new(Mutex::new(Some(tx))))
+        TxSlot(Arc::new(Mutex::new(Lent {
+            tx: Some(tx),
+            savepoint: false,
+        })))
+    }
+
+    fn lent(&self) -> std::sync::MutexGuard<'_, Lent> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn take(&self) -> Option<PgTx> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+        self.lent().tx.take()
+    }
+
+    pub fn has_savepoint(&self) -> bool {
+        self.lent().savepoint
     }
 
     fn put(&self, tx: PgTx) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
+        self.lent().tx = Some(tx);
     }
 }
 
@@ -50,10 +68,19 @@ impl FromRequestParts<AppState> for Writes {
 }
 
 impl Writes {
-    /// A transaction for a write of several statements.
+    /// A transaction for a write of several statements. Inside the idempotency layer's
+    /// transaction it starts at a savepoint, so a refusal after partial work can undo that work
+    /// and still store its answer.
     pub async fn transaction(&self) -> Result<WriteTx> {
         match &self.slot {
-            Some(slot) => Self::borrow(slot),
+            Some(slot) => {
+                let mut tx = Self::borrow(slot)?;
+                sqlx::query(&format!("SAVEPOINT {}", super::HANDLER_SAVEPOINT))
+                    .execute(&mut *tx)
+                    .await?;
+                slot.lent().savepoint = true;
+                Ok(tx)
+            }
             None => Ok(WriteTx(Inner::Owned(Some(self.pool.begin().await?)))),
         }
     }
