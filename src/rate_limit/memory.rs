@@ -20,6 +20,17 @@ struct State {
     last_sweep_ms: i64,
 }
 
+impl State {
+    fn window(&mut self, check: &Check) -> &mut Window {
+        self.windows
+            .entry(check.key.clone())
+            .or_insert_with(|| Window {
+                window_ms: check.window_ms,
+                admitted: VecDeque::new(),
+            })
+    }
+}
+
 struct Window {
     window_ms: i64,
     /// Times (ms) of the requests let through that are still inside the window, oldest first.
@@ -41,13 +52,7 @@ impl MemoryBackend {
 
         let mut allowed = true;
         for check in checks {
-            let window = state
-                .windows
-                .entry(check.key.clone())
-                .or_insert_with(|| Window {
-                    window_ms: check.window_ms,
-                    admitted: VecDeque::new(),
-                });
+            let window = state.window(check);
             while window
                 .admitted
                 .front()
@@ -62,13 +67,7 @@ impl MemoryBackend {
         let keys = checks
             .iter()
             .map(|check| {
-                let window = state
-                    .windows
-                    .entry(check.key.clone())
-                    .or_insert_with(|| Window {
-                        window_ms: check.window_ms,
-                        admitted: VecDeque::new(),
-                    });
+                let window = state.window(check);
                 if allowed {
                     window.admitted.push_back(now_ms);
                 }

@@ -288,6 +288,39 @@ async fn insert_locations(
     Ok(())
 }
 
+/// The fields of a set of patches, one array per column, to bind once and expand with `UNNEST`.
+struct Columns<'a> {
+    crm_unit_id: Vec<&'a str>,
+    crm_location_id: Vec<Option<&'a str>>,
+    name: Vec<Option<&'a str>>,
+    size: Vec<Option<&'a str>>,
+    /// Whether `size` was sent (a `None` size then clears it).
+    size_set: Vec<bool>,
+    status: Vec<Option<&'a str>>,
+}
+
+impl<'a> Columns<'a> {
+    fn of(units: impl ExactSizeIterator<Item = &'a UnitPatch>) -> Self {
+        let mut c = Columns {
+            crm_unit_id: Vec::with_capacity(units.len()),
+            crm_location_id: Vec::with_capacity(units.len()),
+            name: Vec::with_capacity(units.len()),
+            size: Vec::with_capacity(units.len()),
+            size_set: Vec::with_capacity(units.len()),
+            status: Vec::with_capacity(units.len()),
+        };
+        for unit in units {
+            c.crm_unit_id.push(&unit.crm_unit_id);
+            c.crm_location_id.push(unit.crm_location_id.as_deref());
+            c.name.push(unit.name.as_deref());
+            c.size.push(unit.size.as_ref().and_then(|s| s.as_deref()));
+            c.size_set.push(unit.size.is_some());
+            c.status.push(unit.status.as_deref());
+        }
+        c
+    }
+}
+
 /// Applies the patches to the units that exist and returns their ids.
 async fn update_units<'a>(
     tx: &mut PgConnection,
@@ -295,16 +328,7 @@ async fn update_units<'a>(
     units: &'a [UnitPatch],
     now: DateTime<Utc>,
 ) -> Result<HashSet<&'a str>> {
-    let crm_unit_id: Vec<&str> = units.iter().map(|u| u.crm_unit_id.as_str()).collect();
-    let crm_location_id: Vec<Option<&str>> =
-        units.iter().map(|u| u.crm_location_id.as_deref()).collect();
-    let name: Vec<Option<&str>> = units.iter().map(|u| u.name.as_deref()).collect();
-    let size: Vec<Option<&str>> = units
-        .iter()
-        .map(|u| u.size.as_ref().and_then(|s| s.as_deref()))
-        .collect();
-    let size_set: Vec<bool> = units.iter().map(|u| u.size.is_some()).collect();
-    let status: Vec<Option<&str>> = units.iter().map(|u| u.status.as_deref()).collect();
+    let c = Columns::of(units.iter());
     let updated: Vec<String> = sqlx::query_scalar!(
         "UPDATE units AS u SET
              location_id = COALESCE(l.id, u.location_id),
@@ -318,18 +342,18 @@ async fn update_units<'a>(
          WHERE u.company_id = $1 AND u.crm_unit_id = v.crm_unit_id
          RETURNING u.crm_unit_id",
         company_id,
-        &crm_unit_id as &[&str],
-        &crm_location_id as &[Option<&str>],
-        &name as &[Option<&str>],
-        &size as &[Option<&str>],
-        &size_set,
-        &status as &[Option<&str>],
+        &c.crm_unit_id as &[&str],
+        &c.crm_location_id as &[Option<&str>],
+        &c.name as &[Option<&str>],
+        &c.size as &[Option<&str>],
+        &c.size_set,
+        &c.status as &[Option<&str>],
         now,
     )
     .fetch_all(&mut *tx)
     .await?;
     let updated: HashSet<String> = updated.into_iter().collect();
-    Ok(crm_unit_id
+    Ok(c.crm_unit_id
         .into_iter()
         .filter(|id| updated.contains(*id))
         .collect())
@@ -344,15 +368,7 @@ async fn insert_units(
     if units.is_empty() {
         return Ok(0);
     }
-    let crm_unit_id: Vec<&str> = units.iter().map(|u| u.crm_unit_id.as_str()).collect();
-    let crm_location_id: Vec<Option<&str>> =
-        units.iter().map(|u| u.crm_location_id.as_deref()).collect();
-    let name: Vec<Option<&str>> = units.iter().map(|u| u.name.as_deref()).collect();
-    let size: Vec<Option<&str>> = units
-        .iter()
-        .map(|u| u.size.as_ref().and_then(|s| s.as_deref()))
-        .collect();
-    let status: Vec<Option<&str>> = units.iter().map(|u| u.status.as_deref()).collect();
+    let c = Columns::of(units.iter().copied());
     let result = sqlx::query!(
         "INSERT INTO units (company_id, location_id, crm_unit_id, name, size, status, created_at, updated_at)
          SELECT $1, l.id, v.crm_unit_id, COALESCE(v.name, v.crm_unit_id), v.size,
@@ -361,11 +377,11 @@ async fn insert_units(
               AS v(crm_unit_id, crm_location_id, name, size, status)
          JOIN locations l ON l.company_id = $1 AND l.crm_location_id = v.crm_location_id",
         company_id,
-        &crm_unit_id as &[&str],
-        &crm_location_id as &[Option<&str>],
-        &name as &[Option<&str>],
-        &size as &[Option<&str>],
-        &status as &[Option<&str>],
+        &c.crm_unit_id as &[&str],
+        &c.crm_location_id as &[Option<&str>],
+        &c.name as &[Option<&str>],
+        &c.size as &[Option<&str>],
+        &c.status as &[Option<&str>],
         now,
     )
     .execute(&mut *tx)

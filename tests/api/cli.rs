@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-use crate::helpers::{APP_KEY, database_url, read, spawn_app};
+use crate::helpers::{APP_KEY, database_url, read, spawn_app, start_server};
 
 fn kiss_auth(db: &PgPool, args: &[&str], stdin: &str, app_key: Option<&str>) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_kiss-auth"));
@@ -280,32 +280,15 @@ fn production_refuses_the_log_sms_provider() {
 
 #[sqlx::test]
 async fn serve_answers_and_stops_cleanly_on_sigterm(db: PgPool) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_kiss-auth"))
-        .arg("serve")
-        .env("DATABASE_URL", database_url(&db))
-        .env("KISS_BIND", format!("127.0.0.1:{port}"))
-        .env("KISS_APP_KEY", APP_KEY)
-        .env("RUST_LOG", "warn")
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-
-    let client = crate::helpers::http_client();
-    let url = format!("http://127.0.0.1:{port}/api/v2/companies");
-    let mut answer = None;
-    for _ in 0..100 {
-        if let Ok(response) = client.get(&url).send().await {
-            answer = Some(read(response).await);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let answer = answer.expect("the server answers within 10 s");
+    let (mut server, base) = start_server(&db, &[]).await;
+    let answer = read(
+        crate::helpers::http_client()
+            .get(format!("{base}/companies"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
 
     let pid = server.id().unwrap().to_string();

@@ -203,6 +203,16 @@ impl TestApp {
             .await
     }
 
+    /// `POST /auth/phone` for a US number (`country_code` 1).
+    pub async fn request_code(&self, national: &str) -> TestResponse {
+        self.post(
+            "/auth/phone",
+            None,
+            json!({"country_code": "1", "phone_number": national}),
+        )
+        .await
+    }
+
     pub fn clock_now(&self) -> DateTime<Utc> {
         use kiss_auth::clock::Clock;
         self.clock.now()
@@ -226,6 +236,36 @@ pub fn database_url(db: &PgPool) -> String {
         options.get_port(),
         options.get_database().expect("test databases are named"),
     )
+}
+
+/// Starts the real binary (`serve`) on a free port against the test database, with `env` added,
+/// and returns it with its API base URL once it answers.
+pub async fn start_server(db: &PgPool, env: &[(&str, &str)]) -> (tokio::process::Child, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kiss-auth"))
+        .arg("serve")
+        .env("DATABASE_URL", database_url(db))
+        .env("KISS_BIND", format!("127.0.0.1:{port}"))
+        .env("KISS_APP_KEY", APP_KEY)
+        .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}/api/v2");
+    let client = http_client();
+    for _ in 0..100 {
+        if client.get(format!("{base}/units")).send().await.is_ok() {
+            return (child, base);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the server at {base} did not come up within 10 s");
 }
 
 /// An HTTP client for tests (reqwest needs the process's TLS crypto provider installed first).

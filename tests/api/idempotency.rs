@@ -1,7 +1,6 @@
 //! Idempotency-Key on PMS writes (CONTRACT §6): replay, conflicts, concurrency, several
 //! processes, expiry, and a server killed in the middle of a keyed request.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use chrono::TimeDelta;
@@ -10,7 +9,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-use crate::helpers::{APP_KEY, TestApp, database_url, http_client, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, http_client, spawn_app, spawn_app_with, start_server};
 
 struct Raw {
     status: StatusCode,
@@ -512,40 +511,12 @@ async fn keys_expire_after_their_lifetime_and_are_purged(db: PgPool) {
     assert_eq!(app.count("idempotency_keys").await, 1);
 }
 
-/// Starts the real binary on a free port against the test database.
-async fn start_server(db: &PgPool) -> (tokio::process::Child, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kiss-auth"))
-        .arg("serve")
-        .env("DATABASE_URL", database_url(db))
-        .env("KISS_BIND", format!("127.0.0.1:{port}"))
-        .env("KISS_APP_KEY", APP_KEY)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}/api/v2");
-    let client = http_client();
-    for _ in 0..100 {
-        if client.get(format!("{base}/units")).send().await.is_ok() {
-            return (child, base);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the server at {base} did not come up");
-}
-
 #[sqlx::test]
 async fn two_processes_racing_on_one_key_write_once(db: PgPool) {
     let app = spawn_app(db.clone()).await;
     let (_, token) = app.company_with_token("Acme").await;
-    let (_first, first_url) = start_server(&db).await;
-    let (_second, second_url) = start_server(&db).await;
+    let (_first, first_url) = start_server(&db, &[]).await;
+    let (_second, second_url) = start_server(&db, &[]).await;
     let units: Vec<Value> = (0..3000)
         .map(|i| json!({"crm_unit_id": format!("U{i}"), "crm_location_id": "dt"}))
         .collect();
@@ -604,7 +575,7 @@ async fn a_server_killed_mid_request_leaves_one_application_after_the_retry(db: 
         .collect();
     let body = json!({"units": units}).to_string();
 
-    let (mut doomed, url) = start_server(&db).await;
+    let (mut doomed, url) = start_server(&db, &[]).await;
     let client = http_client();
     let in_flight = {
         let (client, url, token, body) = (
@@ -635,7 +606,7 @@ async fn a_server_killed_mid_request_leaves_one_application_after_the_retry(db: 
         "both or neither: {units_after_kill} units"
     );
 
-    let (_fresh, fresh_url) = start_server(&db).await;
+    let (_fresh, fresh_url) = start_server(&db, &[]).await;
     let retry = send(
         &client,
         format!("{fresh_url}/units"),

@@ -66,15 +66,6 @@ async fn rent(
         .to_owned()
 }
 
-async fn request_code(app: &TestApp, national: &str) -> TestResponse {
-    app.post(
-        "/auth/phone",
-        None,
-        json!({"country_code": "1", "phone_number": national}),
-    )
-    .await
-}
-
 async fn verify(app: &TestApp, otp: &str, tenant_id: Option<&str>) -> TestResponse {
     let mut body = json!({"country_code": "1", "phone_number": "5551234567", "otp": otp});
     if let Some(tenant_id) = tenant_id {
@@ -99,7 +90,7 @@ async fn the_single_account_flow_ends_with_the_tenant_s_access(db: PgPool) {
     let pms = storage_company(&app).await;
     let tenant_id = rent(&app, &pms, "A-1", "T-1", "Jane Smith", JANE).await;
 
-    let sent = request_code(&app, "(555) 123-4567").await;
+    let sent = app.request_code("(555) 123-4567").await;
     assert_eq!(sent.status, StatusCode::OK);
     assert_eq!(sent.body, json!({"message": "OTP sent successfully."}));
     let messages = twilio.messages();
@@ -161,7 +152,7 @@ async fn several_accounts_are_offered_and_the_code_survives_the_choice(db: PgPoo
     let downtown = rent(&app, &pms, "A-1", "T-1", "Jane Smith", JANE).await;
     let uptown = rent(&app, &pms, "B-1", "T-9", "Jane Smith", "+1 555 123 4567").await;
 
-    request_code(&app, "5551234567").await;
+    app.request_code("5551234567").await;
     let code = twilio.last_code(JANE);
 
     let choose = verify(&app, &code, None).await;
@@ -198,7 +189,7 @@ async fn several_accounts_are_offered_and_the_code_survives_the_choice(db: PgPoo
 async fn an_unknown_phone_gets_the_documented_422_and_no_sms(db: PgPool) {
     let (app, twilio) = spawn_with_twilio(db, &[]).await;
     storage_company(&app).await;
-    let response = request_code(&app, "5559999999").await;
+    let response = app.request_code("5559999999").await;
     assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(
         response.body,
@@ -269,13 +260,10 @@ async fn a_new_code_waits_for_the_cooldown_and_replaces_the_old_one(db: PgPool) 
     let pms = storage_company(&app).await;
     rent(&app, &pms, "A-1", "T-1", "Jane Smith", JANE).await;
 
-    assert_eq!(
-        request_code(&app, "5551234567").await.status,
-        StatusCode::OK
-    );
+    assert_eq!(app.request_code("5551234567").await.status, StatusCode::OK);
     let first = twilio.last_code(JANE);
 
-    let early = request_code(&app, "5551234567").await;
+    let early = app.request_code("5551234567").await;
     assert_eq!(early.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(early.header("retry-after"), Some("30"));
     assert_eq!(
@@ -283,15 +271,12 @@ async fn a_new_code_waits_for_the_cooldown_and_replaces_the_old_one(db: PgPool) 
         json!({"message": "Too many attempts. Please try again in 30 seconds."})
     );
     app.clock.advance(TimeDelta::milliseconds(10_500));
-    let later = request_code(&app, "555.123.4567").await;
+    let later = app.request_code("555.123.4567").await;
     assert_eq!(later.header("retry-after"), Some("20"), "19.5 s rounds up");
     assert_eq!(twilio.messages().len(), 1);
 
     app.clock.advance(TimeDelta::milliseconds(19_500));
-    assert_eq!(
-        request_code(&app, "5551234567").await.status,
-        StatusCode::OK
-    );
+    assert_eq!(app.request_code("5551234567").await.status, StatusCode::OK);
     assert_eq!(twilio.messages().len(), 2);
     let second = twilio.last_code(JANE);
     if first != second {
@@ -306,8 +291,8 @@ async fn codes_expire_after_the_configured_lifetime(db: PgPool) {
     let pms = storage_company(&app).await;
     rent(&app, &pms, "A-1", "T-1", "Jane Smith", JANE).await;
     rent(&app, &pms, "A-2", "T-2", "Bob Jones", "+15557654321").await;
-    request_code(&app, "5551234567").await;
-    request_code(&app, "5557654321").await;
+    app.request_code("5551234567").await;
+    app.request_code("5557654321").await;
     let jane = twilio.last_code(JANE);
     let bob = twilio.last_code("+15557654321");
 
@@ -331,7 +316,7 @@ async fn five_wrong_codes_kill_the_code(db: PgPool) {
     let (app, twilio) = spawn_with_twilio(db, &[("KISS_RATE_LIMIT_OTP_VERIFY", "100/60s")]).await;
     let pms = storage_company(&app).await;
     rent(&app, &pms, "A-1", "T-1", "Jane Smith", JANE).await;
-    request_code(&app, "5551234567").await;
+    app.request_code("5551234567").await;
     let code = twilio.last_code(JANE);
 
     for _ in 0..5 {
@@ -347,7 +332,7 @@ async fn four_wrong_codes_still_leave_the_right_one_usable(db: PgPool) {
     let (app, twilio) = spawn_with_twilio(db, &[("KISS_RATE_LIMIT_OTP_VERIFY", "100/60s")]).await;
     let pms = storage_company(&app).await;
     rent(&app, &pms, "A-1", "T-1", "Jane Smith", JANE).await;
-    request_code(&app, "5551234567").await;
+    app.request_code("5551234567").await;
     let code = twilio.last_code(JANE);
     for _ in 0..4 {
         verify(&app, &wrong(&code), None).await;
@@ -360,7 +345,7 @@ async fn concurrent_correct_verifies_yield_exactly_one_token(db: PgPool) {
     let (app, twilio) = spawn_with_twilio(db, &[("KISS_RATE_LIMIT_OTP_VERIFY", "100/60s")]).await;
     let pms = storage_company(&app).await;
     rent(&app, &pms, "A-1", "T-1", "Jane Smith", JANE).await;
-    request_code(&app, "5551234567").await;
+    app.request_code("5551234567").await;
     let code = twilio.last_code(JANE);
 
     let mut attempts = tokio::task::JoinSet::new();
@@ -396,7 +381,7 @@ async fn a_provider_failure_is_a_502_and_starts_no_cooldown(db: PgPool) {
     rent(&app, &pms, "A-1", "T-1", "Jane Smith", JANE).await;
 
     twilio.set_failing(true);
-    let failed = request_code(&app, "5551234567").await;
+    let failed = app.request_code("5551234567").await;
     assert_eq!(failed.status, StatusCode::BAD_GATEWAY);
     assert_eq!(
         failed.body,
@@ -405,7 +390,7 @@ async fn a_provider_failure_is_a_502_and_starts_no_cooldown(db: PgPool) {
     assert_eq!(app.count("otp_challenges").await, 0);
 
     twilio.set_failing(false);
-    let retried = request_code(&app, "5551234567").await;
+    let retried = app.request_code("5551234567").await;
     assert_eq!(
         retried.status,
         StatusCode::OK,
@@ -433,13 +418,13 @@ async fn an_unreachable_provider_is_a_502(db: PgPool) {
     .await;
     let pms = storage_company(&app).await;
     rent(&app, &pms, "A-1", "T-1", "Jane Smith", JANE).await;
-    let response = request_code(&app, "5551234567").await;
+    let response = app.request_code("5551234567").await;
     assert_eq!(response.status, StatusCode::BAD_GATEWAY);
 }
 
 /// Logs Jane in (single account) and returns her tenant token.
 async fn jane_logged_in(app: &TestApp, twilio: &FakeTwilio) -> String {
-    assert_eq!(request_code(app, "5551234567").await.status, StatusCode::OK);
+    assert_eq!(app.request_code("5551234567").await.status, StatusCode::OK);
     let login = verify(app, &twilio.last_code(JANE), None).await;
     assert_eq!(login.status, StatusCode::OK, "{:?}", login.body);
     login.body["data"]["token"].as_str().unwrap().to_owned()
@@ -592,7 +577,7 @@ async fn vacating_the_last_tenancy_ends_login_and_tokens(db: PgPool) {
     );
 
     app.clock.advance(TimeDelta::seconds(60));
-    let refused = request_code(&app, "5551234567").await;
+    let refused = app.request_code("5551234567").await;
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(
         refused.body,
@@ -653,10 +638,7 @@ async fn the_webhook_provider_posts_the_message_as_json(db: PgPool) {
     .await;
     let pms = storage_company(&app).await;
     rent(&app, &pms, "A-1", "T-1", "Jane Smith", JANE).await;
-    assert_eq!(
-        request_code(&app, "5551234567").await.status,
-        StatusCode::OK
-    );
+    assert_eq!(app.request_code("5551234567").await.status, StatusCode::OK);
 
     let received = received.lock().unwrap().clone();
     assert_eq!(received.len(), 1);

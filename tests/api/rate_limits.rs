@@ -2,30 +2,19 @@
 //! shared through the real Redis, with `Retry-After` and the `RateLimit` headers.
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::process::Stdio;
-use std::time::Duration;
 
 use chrono::TimeDelta;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-use crate::helpers::{APP_KEY, TestApp, TestResponse, database_url, read, spawn_app_with};
+use crate::helpers::{TestApp, TestResponse, read, spawn_app_with, start_server};
 
 const REDIS: &str = "redis://127.0.0.1:6379";
 
 /// A Redis key prefix of this test's own, so tests never share counters.
 fn fresh_prefix() -> String {
     format!("kiss-test-{}", uuid::Uuid::new_v4().simple())
-}
-
-async fn request_code(app: &TestApp, national: &str) -> TestResponse {
-    app.post(
-        "/auth/phone",
-        None,
-        json!({"country_code": "1", "phone_number": national}),
-    )
-    .await
 }
 
 fn too_many(response: &TestResponse, seconds: u64) {
@@ -69,29 +58,29 @@ async fn otp_sends_are_limited_per_phone_in_a_rolling_window(db: PgPool) {
     for_each_backend(db, &[], async |app: TestApp| {
         // An unknown phone gets 422, yet each request counts: the limit runs before the route.
         for _ in 0..5 {
-            let response = request_code(&app, "5550000001").await;
+            let response = app.request_code("5550000001").await;
             assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY);
             assert_eq!(
                 response.header("ratelimit-policy"),
                 Some("\"otp_send\";q=5;w=60")
             );
         }
-        too_many(&request_code(&app, "5550000001").await, 60);
+        too_many(&app.request_code("5550000001").await, 60);
 
         // Refused requests do not count, and the window rolls rather than resets.
         app.clock.advance(TimeDelta::milliseconds(59_001));
-        too_many(&request_code(&app, "555-000-0001").await, 1);
+        too_many(&app.request_code("555-000-0001").await, 1);
         app.clock.advance(TimeDelta::milliseconds(999));
         // All five were let through at t=0, so at t=60 s all five slots are free again.
         for _ in 0..5 {
-            let response = request_code(&app, "5550000001").await;
+            let response = app.request_code("5550000001").await;
             assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY);
         }
-        too_many(&request_code(&app, "5550000001").await, 60);
+        too_many(&app.request_code("5550000001").await, 60);
 
         // Another phone has its own limit.
         assert_eq!(
-            request_code(&app, "5550000002").await.status,
+            app.request_code("5550000002").await.status,
             StatusCode::UNPROCESSABLE_ENTITY
         );
     })
@@ -104,9 +93,9 @@ async fn one_phone_in_two_spellings_shares_a_limit(db: PgPool) {
         db,
         &[("KISS_RATE_LIMIT_OTP_SEND", "2/60s")],
         async |app: TestApp| {
-            request_code(&app, "555-123-0000").await;
-            request_code(&app, "(555) 123 0000").await;
-            too_many(&request_code(&app, "5551230000").await, 60);
+            app.request_code("555-123-0000").await;
+            app.request_code("(555) 123 0000").await;
+            too_many(&app.request_code("5551230000").await, 60);
         },
     )
     .await;
@@ -143,17 +132,14 @@ async fn a_limited_otp_request_sends_no_sms(db: PgPool) {
         json!({"crm_tenant_id": "T", "name": "Jane", "phone": "+15551234567"}),
     )
     .await;
-    assert_eq!(
-        request_code(&app, "5551234567").await.status,
-        StatusCode::OK
-    );
+    assert_eq!(app.request_code("5551234567").await.status, StatusCode::OK);
     let sent_at: chrono::DateTime<chrono::Utc> =
         sqlx::query_scalar("SELECT sent_at FROM otp_challenges")
             .fetch_one(&app.db)
             .await
             .unwrap();
     app.clock.advance(TimeDelta::seconds(45));
-    too_many(&request_code(&app, "5551234567").await, 15);
+    too_many(&app.request_code("5551234567").await, 15);
     let unchanged: chrono::DateTime<chrono::Utc> =
         sqlx::query_scalar("SELECT sent_at FROM otp_challenges")
             .fetch_one(&app.db)
@@ -299,7 +285,7 @@ async fn an_unreachable_redis_refuses_otp_and_sign_in_but_not_pms_writes(db: PgP
         ],
     )
     .await;
-    let otp = request_code(&app, "5551234567").await;
+    let otp = app.request_code("5551234567").await;
     assert_eq!(otp.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(otp.body, json!({"message": "Server error."}));
     let sign_in = app.sign_in("root@example.com", "whatever").await;
@@ -316,44 +302,16 @@ async fn two_server_processes_share_one_limit_through_redis(db: PgPool) {
     let app = spawn_app_with(db.clone(), &[]).await;
     let (_, token) = app.company_with_token("Acme").await;
     let prefix = fresh_prefix();
-    let mut servers = Vec::new();
-    let mut urls = Vec::new();
-    for _ in 0..2 {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        servers.push(
-            tokio::process::Command::new(env!("CARGO_BIN_EXE_kiss-auth"))
-                .arg("serve")
-                .env("DATABASE_URL", database_url(&db))
-                .env("KISS_BIND", format!("127.0.0.1:{port}"))
-                .env("KISS_APP_KEY", APP_KEY)
-                .env("KISS_RATE_LIMIT_BACKEND", "redis")
-                .env("REDIS_URL", REDIS)
-                .env("KISS_RATE_LIMIT_REDIS_PREFIX", &prefix)
-                .env("KISS_RATE_LIMIT_PMS_BULK", "7/60s")
-                .env("RUST_LOG", "warn")
-                .stdout(Stdio::null())
-                .kill_on_drop(true)
-                .spawn()
-                .unwrap(),
-        );
-        urls.push(format!("http://127.0.0.1:{port}/api/v2/units"));
-    }
+    let env = [
+        ("KISS_RATE_LIMIT_BACKEND", "redis"),
+        ("REDIS_URL", REDIS),
+        ("KISS_RATE_LIMIT_REDIS_PREFIX", prefix.as_str()),
+        ("KISS_RATE_LIMIT_PMS_BULK", "7/60s"),
+    ];
+    let (_first, first) = start_server(&db, &env).await;
+    let (_second, second) = start_server(&db, &env).await;
+    let urls = [format!("{first}/units"), format!("{second}/units")];
     let client = crate::helpers::http_client();
-    for url in &urls {
-        let mut up = false;
-        for _ in 0..100 {
-            if client.get(url).send().await.is_ok() {
-                up = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        assert!(up, "{url} answers");
-    }
 
     let mut requests = tokio::task::JoinSet::new();
     for i in 0..20 {
