@@ -10,6 +10,7 @@ pub mod companies;
 pub mod config;
 pub mod crypto;
 pub mod db;
+pub mod health;
 pub mod http;
 pub mod idempotency;
 pub mod otp_login;

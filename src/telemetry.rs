@@ -21,3 +21,27 @@ pub fn init(format: LogFormat) {
             .try_init(),
     };
 }
+
+/// The process's Prometheus recorder, installed on first use (tests build many apps in one
+/// process; they share it).
+pub fn metrics() -> &'static metrics_exporter_prometheus::PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> =
+        std::sync::OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                metrics_exporter_prometheus::Matcher::Full(
+                    "http_request_duration_seconds".to_owned(),
+                ),
+                &[
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                ],
+            )
+            .expect("the bucket list is not empty")
+            .build_recorder();
+        let handle = recorder.handle();
+        // Another recorder may already be installed (e.g. by an embedding test); keep ours local then.
+        let _ = metrics::set_global_recorder(recorder);
+        handle
+    })
+}

@@ -24,7 +24,7 @@ use crate::config::Config;
 use crate::crypto::SecretHasher;
 use crate::rate_limit::RateLimiter;
 use crate::sms::SmsSender;
-use crate::{admin, api_tokens, companies, otp_login, tenant_access, units};
+use crate::{admin, api_tokens, companies, health, otp_login, tenant_access, units};
 
 pub use error::{Error, Result};
 pub use request_id::RequestId;
@@ -54,6 +54,8 @@ pub struct AppState {
 impl AppState {
     /// Fails only on a `REDIS_URL` that cannot be parsed (Redis itself is reached lazily).
     pub fn new(db: PgPool, config: Config, clock: SharedClock) -> anyhow::Result<Self> {
+        // Metrics recorded from here on reach the Prometheus recorder.
+        crate::telemetry::metrics();
         let hasher = Arc::new(SecretHasher::new(config.app_key.clone()));
         let sms = SmsSender::new(config.sms_provider.clone());
         let limiter = Arc::new(RateLimiter::new(&config, clock.clone())?);
@@ -80,9 +82,11 @@ pub fn router(state: AppState) -> Router {
 
     Router::new()
         .nest("/api/v2", api)
+        .merge(health::router())
         .fallback(|| async { Error::NotFound("Not found.") })
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))
+        .layer(axum::middleware::from_fn(health::track))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(request_span)

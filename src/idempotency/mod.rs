@@ -102,16 +102,20 @@ async fn run_once(
     .fetch_one(&mut *tx)
     .await?;
     if !claim.locked {
+        metrics::counter!("idempotency_conflicts_total", "reason" => "in_flight").increment(1);
         return Err(Error::Conflict(
             "A request with this Idempotency-Key is still being processed.",
         ));
     }
     if let Some(stored_fingerprint) = claim.request_fingerprint {
         if stored_fingerprint != fingerprint {
+            metrics::counter!("idempotency_conflicts_total", "reason" => "different_request")
+                .increment(1);
             return Err(Error::Conflict(
                 "The Idempotency-Key has already been used with a different request.",
             ));
         }
+        metrics::counter!("idempotent_replays_total").increment(1);
         return Ok(replay(
             claim.response_status,
             claim.response_content_type,

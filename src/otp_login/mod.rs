@@ -95,12 +95,14 @@ async fn request_code(
     let minutes = config.otp_ttl.num_minutes().max(1);
     let body = format!("Your verification code is {code}. It expires in {minutes} minutes.");
     if let Err(err) = state.sms.send(&phone, &body).await {
+        metrics::counter!("sms_provider_errors_total").increment(1);
         tracing::error!(error = %err, "SMS provider failed to send a one-time code");
         challenges::withdraw(&state.db, &phone, &code_hash).await?;
         return Err(Error::BadGateway(
             "The OTP could not be sent. Please try again.",
         ));
     }
+    metrics::counter!("otp_sent_total").increment(1);
     Ok(Json(Message {
         message: "OTP sent successfully.",
         data: None,
@@ -176,10 +178,14 @@ async fn verify_code(
     let challenge = challenges::lock(&mut tx, phone)
         .await?
         .filter(|challenge| challenge.is_usable(now))
-        .ok_or(Error::Unprocessable(INVALID_OTP))?;
+        .ok_or_else(|| {
+            metrics::counter!("otp_verifications_total", "result" => "no_usable_code").increment(1);
+            Error::Unprocessable(INVALID_OTP)
+        })?;
 
     let expected = challenges::code_hash(&state.hasher, phone, &request.otp);
     if !crate::crypto::constant_time_eq(&expected, &challenge.code_hash) {
+        metrics::counter!("otp_verifications_total", "result" => "wrong_code").increment(1);
         challenges::record_failure(&mut tx, phone).await?;
         tx.commit().await?;
         return Err(Error::Unprocessable(INVALID_OTP));
@@ -190,6 +196,8 @@ async fn verify_code(
         (_, 0) => return Err(Error::Unprocessable(NO_SUCH_TENANT)),
         (None, 1) => accounts.remove(0),
         (None, _) => {
+            metrics::counter!("otp_verifications_total", "result" => "multiple_accounts")
+                .increment(1);
             return Ok(Json(Message {
                 message: "Multiple accounts found.",
                 data: Some(Verified::Choose {
@@ -209,6 +217,7 @@ async fn verify_code(
     };
 
     challenges::consume(&mut tx, phone, now).await?;
+    metrics::counter!("otp_verifications_total", "result" => "success").increment(1);
     let (token, expires_at) = tokens::issue(&mut tx, &state, &account.tenant_id, now).await?;
     tx.commit().await?;
     Ok(Json(Message {

@@ -124,6 +124,18 @@ impl RateLimiter {
         })
     }
 
+    pub fn uses_redis(&self) -> bool {
+        matches!(self.backend, Backend::Redis(_))
+    }
+
+    /// Whether the shared backend answers (always true in memory).
+    pub async fn ping(&self) -> bool {
+        match &self.backend {
+            Backend::Memory(_) => true,
+            Backend::Redis(redis) => redis.ping().await,
+        }
+    }
+
     /// Counts the request against every key (all or none), or refuses it.
     pub async fn acquire(&self, keys: &[(Scope, String)]) -> Result<Decision, Error> {
         let now_ms = self.clock.now().timestamp_millis();
@@ -143,10 +155,14 @@ impl RateLimiter {
             Backend::Redis(redis) => match redis.acquire(&checks, now_ms).await {
                 Ok(outcome) => outcome,
                 Err(err) if keys.iter().any(|(scope, _)| scope.fails_closed()) => {
+                    metrics::counter!("rate_limiter_unavailable_total", "outcome" => "refused")
+                        .increment(1);
                     tracing::error!(error = %err, "rate limiter unreachable: refusing the request");
                     return Err(Error::Unavailable);
                 }
                 Err(err) => {
+                    metrics::counter!("rate_limiter_unavailable_total", "outcome" => "let_through")
+                        .increment(1);
                     tracing::warn!(error = %err, "rate limiter unreachable: letting the request through");
                     return Ok(Decision {
                         allowed: true,
@@ -247,6 +263,9 @@ pub async fn enforce(
     let mut response = if decision.allowed {
         next.run(request).await
     } else {
+        for (scope, _) in keys {
+            metrics::counter!("rate_limited_total", "scope" => scope.name()).increment(1);
+        }
         Error::TooManyRequests {
             retry_after_secs: decision.retry_after_secs,
         }

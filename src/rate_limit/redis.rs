@@ -55,6 +55,14 @@ impl RedisBackend {
         })
     }
 
+    pub async fn ping(&self) -> bool {
+        let mut connection = self.connection.clone();
+        redis::cmd("PING")
+            .query_async::<String>(&mut connection)
+            .await
+            .is_ok()
+    }
+
     pub async fn acquire(&self, checks: &[Check], now_ms: i64) -> RedisResult<Outcome> {
         let member = format!("{now_ms}-{:016x}", rand::random::<u64>());
         let mut invocation = self.script.prepare_invoke();

@@ -1,0 +1,258 @@
+//! Health, readiness, metrics and logs: what the people who run kiss-auth rely on.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+use crate::fake_twilio::{self, FakeTwilio};
+use crate::helpers::{
+    ADMIN_PASSWORD, APP_KEY, database_url, http_client, read, spawn_app, spawn_app_with,
+};
+
+async fn get_root(app: &crate::helpers::TestApp, path: &str) -> reqwest::Response {
+    app.client
+        .get(format!("{}{path}", app.address))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[sqlx::test]
+async fn liveness_and_readiness_answer(db: PgPool) {
+    let app = spawn_app(db.clone()).await;
+    let health = read(get_root(&app, "/healthz").await).await;
+    assert_eq!(
+        (health.status, health.body),
+        (StatusCode::OK, json!({"status": "ok"}))
+    );
+    let ready = read(get_root(&app, "/readyz").await).await;
+    assert_eq!(ready.status, StatusCode::OK);
+    assert_eq!(
+        ready.body,
+        json!({"status": "ready", "checks": {"database": "ok"}})
+    );
+
+    let with_redis = spawn_app_with(
+        db.clone(),
+        &[
+            ("KISS_RATE_LIMIT_BACKEND", "redis"),
+            ("REDIS_URL", "redis://127.0.0.1:6379"),
+        ],
+    )
+    .await;
+    let ready = read(get_root(&with_redis, "/readyz").await).await;
+    assert_eq!(
+        ready.body["checks"],
+        json!({"database": "ok", "redis": "ok"})
+    );
+
+    let redis_down = spawn_app_with(
+        db,
+        &[
+            ("KISS_RATE_LIMIT_BACKEND", "redis"),
+            ("REDIS_URL", "redis://127.0.0.1:1"),
+        ],
+    )
+    .await;
+    let not_ready = read(get_root(&redis_down, "/readyz").await).await;
+    assert_eq!(not_ready.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        not_ready.body,
+        json!({"message": "Server error.", "checks": {"database": "ok", "redis": "unavailable"}})
+    );
+}
+
+#[sqlx::test]
+async fn metrics_count_requests_by_route_and_status(db: PgPool) {
+    let app = spawn_app_with(db, &[("KISS_RATE_LIMIT_PMS_BULK", "1/60s")]).await;
+    let (_, token) = app.company_with_token("Acme").await;
+    let body = json!({"units": [{"crm_unit_id": "A", "crm_location_id": "dt"}]});
+    app.patch("/units", &token, body.clone()).await;
+    app.patch("/units", &token, body).await;
+    app.get("/units/A", &token).await;
+
+    let response = get_root(&app, "/metrics").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = response.text().await.unwrap();
+    for expected in [
+        r#"http_requests_total{method="GET",route="/api/v2/units/{crm_unit_id}",status="200"}"#,
+        r#"http_requests_total{method="PATCH",route="/api/v2/units",status="429"}"#,
+        r#"http_request_duration_seconds_bucket{method="PATCH",route="/api/v2/units",le="0.005"}"#,
+        r#"rate_limited_total{scope="pms_bulk"}"#,
+        r#"db_pool_connections{state="idle"}"#,
+        r#"db_pool_connections{state="in_use"}"#,
+    ] {
+        assert!(text.contains(expected), "missing {expected} in:\n{text}");
+    }
+}
+
+/// Runs the admin, API-token and OTP flows against the real binary at `RUST_LOG=debug` with JSON
+/// logs, then looks for every secret that crossed the wire in what the server logged.
+#[sqlx::test]
+async fn logs_are_json_lines_and_never_contain_a_secret(db: PgPool) {
+    let twilio = FakeTwilio::start().await;
+    let log_path = std::env::temp_dir().join(format!("kiss-log-{}.jsonl", uuid::Uuid::new_v4()));
+    let log_file = std::fs::File::create(&log_path).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_kiss-auth"))
+        .arg("serve")
+        .env("DATABASE_URL", database_url(&db))
+        .env("KISS_BIND", format!("127.0.0.1:{port}"))
+        .env("KISS_APP_KEY", APP_KEY)
+        .env("KISS_LOG_FORMAT", "json")
+        .env("RUST_LOG", "debug")
+        .env("KISS_SMS_PROVIDER", "twilio")
+        .env("KISS_TWILIO_ACCOUNT_SID", fake_twilio::ACCOUNT_SID)
+        .env("KISS_TWILIO_AUTH_TOKEN", fake_twilio::AUTH_TOKEN)
+        .env("KISS_TWILIO_FROM", fake_twilio::FROM)
+        .env("KISS_TWILIO_API_BASE", &twilio.base_url)
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log_file))
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}/api/v2");
+    let client = http_client();
+    for _ in 0..100 {
+        if client.get(format!("{base}/units")).send().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let call = |method: reqwest::Method, path: &str, token: Option<&str>, body: Option<Value>| {
+        let mut request = client.request(method, format!("{base}{path}"));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        async move { read(request.send().await.unwrap()).await }
+    };
+    use reqwest::Method;
+
+    kiss_auth::admin::create(
+        &db,
+        "root@example.com",
+        ADMIN_PASSWORD.into(),
+        None,
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
+    let signed_in = call(
+        Method::POST,
+        "/admin/sign-in",
+        None,
+        Some(json!({"email": "root@example.com", "password": ADMIN_PASSWORD})),
+    )
+    .await;
+    let admin_token = signed_in.body["data"]["token"].as_str().unwrap().to_owned();
+    let company = call(
+        Method::POST,
+        "/companies",
+        Some(&admin_token),
+        Some(json!({"name": "Acme"})),
+    )
+    .await;
+    let company_id = company.body["data"]["id"].as_str().unwrap().to_owned();
+    let created = call(
+        Method::POST,
+        &format!("/companies/{company_id}/api-tokens"),
+        Some(&admin_token),
+        Some(json!({"name": "pms"})),
+    )
+    .await;
+    let api_token = created.body["data"]["token"].as_str().unwrap().to_owned();
+    let synced = call(
+        Method::PATCH,
+        "/units",
+        Some(&api_token),
+        Some(json!({"units": [{"crm_unit_id": "A", "crm_location_id": "dt"}]})),
+    )
+    .await;
+    assert_eq!(synced.status, StatusCode::OK);
+    call(Method::PUT, "/units/A/tenancy", Some(&api_token), Some(json!({"crm_tenant_id": "T", "name": "Jane", "phone": "+15551234567", "access_code": "98765"}))).await;
+    let sent = call(
+        Method::POST,
+        "/auth/phone",
+        None,
+        Some(json!({"country_code": "1", "phone_number": "5551234567"})),
+    )
+    .await;
+    assert_eq!(sent.status, StatusCode::OK);
+    let code = twilio.last_code("+15551234567");
+    call(
+        Method::POST,
+        "/auth/verify-otp",
+        None,
+        Some(json!({"country_code": "1", "phone_number": "5551234567", "otp": "000000"})),
+    )
+    .await;
+    let login = call(
+        Method::POST,
+        "/auth/verify-otp",
+        None,
+        Some(json!({"country_code": "1", "phone_number": "5551234567", "otp": code})),
+    )
+    .await;
+    let tenant_token = login.body["data"]["token"].as_str().unwrap().to_owned();
+    let access = call(Method::GET, "/tenant/access", Some(&tenant_token), None).await;
+    assert_eq!(access.status, StatusCode::OK);
+    call(
+        Method::POST,
+        "/admin/sign-in",
+        None,
+        Some(json!({"email": "root@example.com", "password": "a wrong password"})),
+    )
+    .await;
+
+    server.start_kill().unwrap();
+    server.wait().await.unwrap();
+    let logs = std::fs::read_to_string(&log_path).unwrap();
+    std::fs::remove_file(&log_path).ok();
+
+    let mut request_lines = 0;
+    for line in logs.lines().filter(|l| !l.trim().is_empty()) {
+        let object: Value =
+            serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+        if object["message"] == "request finished" {
+            request_lines += 1;
+            assert!(
+                object["span"]["request_id"]
+                    .as_str()
+                    .is_some_and(|id| !id.is_empty()),
+                "{line}"
+            );
+        }
+    }
+    assert!(request_lines >= 10, "{request_lines} request lines");
+
+    let secret_of = |token: &str| token.rsplit(['.', '|']).next().unwrap().to_owned();
+    for secret in [
+        ADMIN_PASSWORD.to_owned(),
+        "a wrong password".to_owned(),
+        secret_of(&admin_token),
+        secret_of(&api_token),
+        secret_of(&tenant_token),
+        code.clone(),
+        APP_KEY.to_owned(),
+        fake_twilio::AUTH_TOKEN.to_owned(),
+        "98765".to_owned(),
+    ] {
+        assert!(!logs.contains(&secret), "the logs contain {secret:?}");
+    }
+}
