@@ -17,6 +17,7 @@ use crate::crypto::{self, SecretHasher, random_secret, split_token};
 use crate::http::auth::{AdminAuth, CompanyAuth, last_use_is_stale};
 use crate::http::error::ValidationErrors;
 use crate::http::extract::{FromJsonBody, JsonObject, parse};
+use crate::http::openapi::{ErrorBody, ValidationErrorBody};
 use crate::http::{AppState, Data, Error, Result, data};
 use crate::validation::Fields;
 
@@ -50,7 +51,7 @@ impl FromJsonBody for NewApiToken {
 }
 
 /// A token just created: the only time its secret is shown.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CreatedApiToken {
     pub id: Uuid,
     pub name: String,
@@ -58,7 +59,7 @@ pub struct CreatedApiToken {
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ApiTokenSummary {
     pub id: Uuid,
     pub name: String,
@@ -139,7 +140,14 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Option<Compan
 }
 
 /// `POST /companies/{company_id}/api-tokens`
-async fn create_token(
+#[utoipa::path(
+    post, path = "/api/v2/companies/{company_id}/api-tokens", tag = "administration",
+    security(("admin_token" = [])), request_body = crate::http::openapi::NameBody,
+    params(("company_id" = String, Path, description = "Company id")),
+    responses((status = 201, description = "Created; the only time `token` is shown", body = Data<CreatedApiToken>),
+              (status = 401, description = "Missing, unknown, revoked or expired token", body = ErrorBody), (status = 403, description = "Not this admin's company, or not a super admin", body = ErrorBody), (status = 404, description = "Company not found.", body = ErrorBody), (status = 422, description = "Validation error", body = ValidationErrorBody), (status = 400, description = "Malformed JSON or header", body = ErrorBody), (status = 415, description = "Body not sent as JSON", body = ErrorBody))
+)]
+pub(crate) async fn create_token(
     State(state): State<AppState>,
     auth: AdminAuth,
     Path(company_id): Path<String>,
@@ -158,7 +166,14 @@ async fn create_token(
 }
 
 /// `GET /companies/{company_id}/api-tokens`: the active tokens, oldest first, never their secrets.
-async fn list_tokens(
+#[utoipa::path(
+    get, path = "/api/v2/companies/{company_id}/api-tokens", tag = "administration",
+    security(("admin_token" = [])),
+    params(("company_id" = String, Path, description = "Company id")),
+    responses((status = 200, description = "Active tokens, never their secrets", body = Data<Vec<ApiTokenSummary>>),
+              (status = 401, description = "Missing, unknown, revoked or expired token", body = ErrorBody), (status = 403, description = "Not this admin's company, or not a super admin", body = ErrorBody), (status = 404, description = "Company not found.", body = ErrorBody))
+)]
+pub(crate) async fn list_tokens(
     State(state): State<AppState>,
     auth: AdminAuth,
     Path(company_id): Path<String>,
@@ -178,7 +193,13 @@ async fn list_tokens(
 
 /// `DELETE /companies/{company_id}/api-tokens/{token_id}`: refused from the next request on.
 /// A token that is already revoked is no longer listed, so it is a 404 like any unknown id.
-async fn revoke_token(
+#[utoipa::path(
+    delete, path = "/api/v2/companies/{company_id}/api-tokens/{token_id}", tag = "administration",
+    security(("admin_token" = [])),
+    params(("company_id" = String, Path, description = "Company id"), ("token_id" = String, Path, description = "API token id")),
+    responses((status = 204, description = "Revoked from the next request on"), (status = 401, description = "Missing, unknown, revoked or expired token", body = ErrorBody), (status = 403, description = "Not this admin's company, or not a super admin", body = ErrorBody), (status = 404, description = "Company not found. / API token not found.", body = ErrorBody))
+)]
+pub(crate) async fn revoke_token(
     State(state): State<AppState>,
     auth: AdminAuth,
     Path((company_id, token_id)): Path<(String, String)>,

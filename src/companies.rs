@@ -15,10 +15,11 @@ use uuid::Uuid;
 use crate::http::auth::AdminAuth;
 use crate::http::error::ValidationErrors;
 use crate::http::extract::{FromJsonBody, JsonObject, parse};
+use crate::http::openapi::{ErrorBody, ValidationErrorBody};
 use crate::http::{AppState, Data, Error, Result, data};
 use crate::validation::Fields;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Company {
     pub id: Uuid,
     pub name: String,
@@ -82,7 +83,12 @@ pub async fn authorize(db: &PgPool, auth: &AdminAuth, raw_id: &str) -> Result<Uu
 }
 
 /// `POST /companies` (super admins only).
-async fn create_company(
+#[utoipa::path(
+    post, path = "/api/v2/companies", tag = "administration",
+    security(("admin_token" = [])), request_body = crate::http::openapi::NameBody,
+    responses((status = 201, description = "Created", body = Data<Company>), (status = 401, description = "Missing, unknown, revoked or expired token", body = ErrorBody), (status = 403, description = "Not this admin's company, or not a super admin", body = ErrorBody), (status = 422, description = "Validation error", body = ValidationErrorBody), (status = 400, description = "Malformed JSON or header", body = ErrorBody), (status = 415, description = "Body not sent as JSON", body = ErrorBody))
+)]
+pub(crate) async fn create_company(
     State(state): State<AppState>,
     auth: AdminAuth,
     JsonObject(body): JsonObject,
@@ -93,7 +99,12 @@ async fn create_company(
 }
 
 /// `GET /companies`: all of them for a super admin, its own for a company admin.
-async fn list_companies(
+#[utoipa::path(
+    get, path = "/api/v2/companies", tag = "administration",
+    security(("admin_token" = [])),
+    responses((status = 200, description = "All companies (a company admin: its own)", body = Data<Vec<Company>>), (status = 401, description = "Missing, unknown, revoked or expired token", body = ErrorBody))
+)]
+pub(crate) async fn list_companies(
     State(state): State<AppState>,
     auth: AdminAuth,
 ) -> Result<Json<Data<Vec<Company>>>> {

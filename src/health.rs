@@ -20,13 +20,22 @@ use crate::telemetry;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
-        .route("/readyz", get(ready))
-        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+}
+
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "The process is up")))]
+pub(crate) async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
 }
 
 /// 200 when Postgres (and Redis, with the `redis` rate-limit backend) answer within 2 s each.
-async fn ready(State(state): State<AppState>) -> Response {
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, description = "Postgres (and Redis when used) answer"),
+              (status = 503, description = "A dependency does not answer; `checks` says which")))]
+pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
     let timeout = Duration::from_secs(2);
     let database = tokio::time::timeout(timeout, sqlx::query("SELECT 1").execute(&state.db))
         .await
@@ -60,7 +69,9 @@ async fn ready(State(state): State<AppState>) -> Response {
 }
 
 /// Prometheus text format, with the pool gauges taken at scrape time.
-async fn metrics(State(state): State<AppState>) -> Response {
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+pub(crate) async fn metrics_text(State(state): State<AppState>) -> Response {
     let idle = state.db.num_idle() as f64;
     let size = f64::from(state.db.size());
     metrics::gauge!("db_pool_connections", "state" => "idle").set(idle);

@@ -16,7 +16,7 @@ use crate::validation::{Fields, is_email};
 pub const ACCESS_STATUSES: &[&str] = &["active", "suspended"];
 
 /// A tenancy as responses show it.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Tenancy {
     pub crm_unit_id: String,
     pub tenant: TenantSummary,
@@ -24,7 +24,7 @@ pub struct Tenancy {
     pub access_status: String,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct TenantSummary {
     pub tenant_id: String,
     pub crm_tenant_id: String,

@@ -9,6 +9,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::http::auth::TenantAuth;
+use crate::http::openapi::ErrorBody;
 use crate::http::{AppState, Data, Error, Result, data};
 
 pub fn router() -> Router<AppState> {
@@ -17,8 +18,8 @@ pub fn router() -> Router<AppState> {
         .route("/tenant/units/{unit_id}", get(unit))
 }
 
-#[derive(Serialize)]
-struct Access {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Access {
     tenant_id: String,
     name: String,
     company: Named,
@@ -26,14 +27,14 @@ struct Access {
     units: Vec<UnitAccess>,
 }
 
-#[derive(Serialize)]
-struct Named {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Named {
     id: Uuid,
     name: String,
 }
 
-#[derive(Serialize)]
-struct UnitAccess {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct UnitAccess {
     unit_id: Uuid,
     crm_unit_id: String,
     name: String,
@@ -45,7 +46,15 @@ struct UnitAccess {
 }
 
 /// `GET /tenant/access`
-async fn access(State(state): State<AppState>, auth: TenantAuth) -> Result<Json<Data<Access>>> {
+#[utoipa::path(
+    get, path = "/api/v2/tenant/access", tag = "tenant",
+    security(("tenant_token" = [])),
+    responses((status = 200, description = "The tenant's account and units", body = Data<Access>), (status = 401, description = "Missing, unknown, revoked or expired token", body = ErrorBody))
+)]
+pub(crate) async fn access(
+    State(state): State<AppState>,
+    auth: TenantAuth,
+) -> Result<Json<Data<Access>>> {
     let account = sqlx::query!(
         r#"SELECT t.name, c.id AS company_id, c.name AS company_name,
                   l.id AS location_id, COALESCE(l.name, l.crm_location_id) AS "location_name!"
@@ -82,7 +91,14 @@ async fn access(State(state): State<AppState>, auth: TenantAuth) -> Result<Json<
 }
 
 /// `GET /tenant/units/{unit_id}`: 403 for a unit that exists but is not this tenant's.
-async fn unit(
+#[utoipa::path(
+    get, path = "/api/v2/tenant/units/{unit_id}", tag = "tenant",
+    security(("tenant_token" = [])),
+    params(("unit_id" = String, Path, description = "`unit_id` from /tenant/access")),
+    responses((status = 200, description = "One of the tenant's units", body = Data<UnitAccess>), (status = 401, description = "Missing, unknown, revoked or expired token", body = ErrorBody),
+              (status = 403, description = "A unit that is not this tenant's", body = ErrorBody), (status = 404, description = "Unit not found.", body = ErrorBody))
+)]
+pub(crate) async fn unit(
     State(state): State<AppState>,
     auth: TenantAuth,
     Path(unit_id): Path<String>,

@@ -17,7 +17,7 @@ use crate::http::{AppState, Error, Result};
 use crate::validation::is_email;
 
 /// An administrator as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Admin {
     pub id: Uuid,
     pub email: String,

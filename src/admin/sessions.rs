@@ -13,6 +13,7 @@ use crate::crypto::{self, random_secret, split_token};
 use crate::http::auth::AdminAuth;
 use crate::http::error::ValidationErrors;
 use crate::http::extract::{FromJsonBody, Valid};
+use crate::http::openapi::{ErrorBody, ValidationErrorBody};
 use crate::http::{AppState, Data, Error, Result, data};
 use crate::validation::Fields;
 
@@ -39,7 +40,7 @@ impl FromJsonBody for SignIn {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct SignedIn {
     token: String,
     expires_at: DateTime<Utc>,
@@ -49,7 +50,13 @@ pub struct SignedIn {
 /// `POST /admin/sign-in`: the same 401, after the same argon2 work, for an unknown e-mail, a wrong
 /// password and a disabled admin.
 #[tracing::instrument(skip_all)]
-pub async fn sign_in(
+#[utoipa::path(
+    post, path = "/api/v2/admin/sign-in", tag = "administration",
+    request_body = crate::http::openapi::SignInBody,
+    responses((status = 200, description = "Signed in", body = Data<SignedIn>),
+              (status = 401, description = "Invalid credentials", body = ErrorBody), (status = 422, description = "Validation error", body = ValidationErrorBody), (status = 400, description = "Malformed JSON or header", body = ErrorBody), (status = 415, description = "Body not sent as JSON", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))), (status = 503, description = "Shared rate limiter unreachable", body = ErrorBody))
+)]
+pub(crate) async fn sign_in(
     State(state): State<AppState>,
     Valid(body): Valid<SignIn>,
 ) -> Result<Json<Data<SignedIn>>> {
@@ -105,7 +112,12 @@ pub async fn sign_in(
 }
 
 /// `POST /admin/sign-out`: the token is refused from the next request on.
-pub async fn sign_out(State(state): State<AppState>, auth: AdminAuth) -> Result<StatusCode> {
+#[utoipa::path(
+    post, path = "/api/v2/admin/sign-out", tag = "administration",
+    security(("admin_token" = [])),
+    responses((status = 204, description = "Signed out; the token stops working"), (status = 401, description = "Missing, unknown, revoked or expired token", body = ErrorBody))
+)]
+pub(crate) async fn sign_out(State(state): State<AppState>, auth: AdminAuth) -> Result<StatusCode> {
     sqlx::query!(
         "UPDATE admin_sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
         auth.session_id,

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod openapi;
 mod request_id;
 
 use std::future::Future;
@@ -30,7 +31,7 @@ pub use error::{Error, Result};
 pub use request_id::RequestId;
 
 /// The `{"data": …}` envelope of every successful body, with fields in declaration order.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct Data<T> {
     pub data: T,
 }
@@ -83,6 +84,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest("/api/v2", api)
         .merge(health::router())
+        .merge(openapi::router())
         .fallback(|| async { Error::NotFound("Not found.") })
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))

@@ -101,26 +101,34 @@ async fn run_once(
     )
     .fetch_one(&mut *tx)
     .await?;
-    if !claim.locked {
+    // Answers decided here end the transaction before they are sent: a rollback merely queued by a
+    // drop would leave the key locked for a moment, and a quick retry would see it "in flight".
+    let early = if !claim.locked {
         metrics::counter!("idempotency_conflicts_total", "reason" => "in_flight").increment(1);
-        return Err(Error::Conflict(
+        Some(Err(Error::Conflict(
             "A request with this Idempotency-Key is still being processed.",
-        ));
-    }
-    if let Some(stored_fingerprint) = claim.request_fingerprint {
+        )))
+    } else if let Some(stored_fingerprint) = claim.request_fingerprint {
         if stored_fingerprint != fingerprint {
             metrics::counter!("idempotency_conflicts_total", "reason" => "different_request")
                 .increment(1);
-            return Err(Error::Conflict(
+            Some(Err(Error::Conflict(
                 "The Idempotency-Key has already been used with a different request.",
-            ));
+            )))
+        } else {
+            metrics::counter!("idempotent_replays_total").increment(1);
+            Some(Ok(replay(
+                claim.response_status,
+                claim.response_content_type,
+                claim.response_body,
+            )))
         }
-        metrics::counter!("idempotent_replays_total").increment(1);
-        return Ok(replay(
-            claim.response_status,
-            claim.response_content_type,
-            claim.response_body,
-        ));
+    } else {
+        None
+    };
+    if let Some(answer) = early {
+        tx.rollback().await?;
+        return answer;
     }
 
     let slot = TxSlot::new(tx);

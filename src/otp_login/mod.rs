@@ -20,6 +20,7 @@ use sqlx::PgConnection;
 use crate::http::auth::TenantAuth;
 use crate::http::error::ValidationErrors;
 use crate::http::extract::Valid;
+use crate::http::openapi::{ErrorBody, ValidationErrorBody};
 use crate::http::{AppState, Error, Result};
 use crate::phone::PhoneE164;
 use crate::rate_limit::{self, Scope};
@@ -57,7 +58,7 @@ fn phone_key(body: &serde_json::Map<String, serde_json::Value>) -> Option<String
 }
 
 #[derive(Serialize)]
-struct Message<T> {
+pub(crate) struct Message<T> {
     message: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     data: Option<T>,
@@ -65,7 +66,15 @@ struct Message<T> {
 
 /// `POST /auth/phone`: sends a new code to a phone that has at least one tenancy.
 #[tracing::instrument(skip_all)]
-async fn request_code(
+#[utoipa::path(
+    post, path = "/api/v2/auth/phone", tag = "tenant login",
+    request_body = crate::http::openapi::PhoneBody,
+    responses((status = 200, description = "OTP sent", body = crate::http::openapi::MessageBody),
+              (status = 422, description = "Unknown phone, or validation error", body = ValidationErrorBody),
+              (status = 429, description = "Rate limited or resend cooldown", body = ErrorBody, headers(("Retry-After" = u64))),
+              (status = 502, description = "The SMS provider failed", body = ErrorBody), (status = 400, description = "Malformed JSON or header", body = ErrorBody), (status = 415, description = "Body not sent as JSON", body = ErrorBody), (status = 503, description = "Shared rate limiter unreachable", body = ErrorBody))
+)]
+pub(crate) async fn request_code(
     State(state): State<AppState>,
     Valid(PhoneLogin { phone }): Valid<PhoneLogin>,
 ) -> Result<Json<Message<()>>> {
@@ -110,8 +119,8 @@ async fn request_code(
 }
 
 /// One tenant account behind a phone, as the multi-account answer lists it.
-#[derive(Debug, Clone, Serialize)]
-struct Account {
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub(crate) struct Account {
     tenant_id: String,
     name: String,
     location: String,
@@ -144,7 +153,7 @@ async fn accounts_of(conn: &mut PgConnection, phone: &PhoneE164) -> Result<Vec<A
 
 #[derive(Serialize)]
 #[serde(untagged)]
-enum Verified {
+pub(crate) enum Verified {
     LoggedIn {
         token: String,
         expires_at: DateTime<Utc>,
@@ -157,8 +166,8 @@ enum Verified {
     },
 }
 
-#[derive(Serialize)]
-struct User {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct User {
     id: String,
     name: String,
     email: Option<String>,
@@ -168,7 +177,14 @@ struct User {
 /// `POST /auth/verify-otp`: a token for the one account (or the chosen one), or the list of
 /// accounts to choose from, in which case the code stays valid.
 #[tracing::instrument(skip_all)]
-async fn verify_code(
+#[utoipa::path(
+    post, path = "/api/v2/auth/verify-otp", tag = "tenant login",
+    request_body = crate::http::openapi::VerifyOtpBody,
+    responses((status = 200, description = "Logged in, or the accounts to choose from", body = crate::http::openapi::VerifyOtpAnswer),
+              (status = 422, description = "Invalid or expired OTP, tenant_id not offered, or validation error", body = ValidationErrorBody),
+              (status = 429, description = "Rate limited", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))), (status = 400, description = "Malformed JSON or header", body = ErrorBody), (status = 415, description = "Body not sent as JSON", body = ErrorBody), (status = 503, description = "Shared rate limiter unreachable", body = ErrorBody))
+)]
+pub(crate) async fn verify_code(
     State(state): State<AppState>,
     Valid(request): Valid<VerifyOtp>,
 ) -> Result<Json<Message<Verified>>> {
@@ -192,12 +208,14 @@ async fn verify_code(
     }
 
     let mut accounts = accounts_of(&mut tx, phone).await?;
-    let account = match (&request.tenant_id, accounts.len()) {
-        (_, 0) => return Err(Error::Unprocessable(NO_SUCH_TENANT)),
-        (None, 1) => accounts.remove(0),
+    // Answers that consume nothing end the transaction (and its lock on the challenge) first.
+    let chosen = match (&request.tenant_id, accounts.len()) {
+        (_, 0) => Err(Error::Unprocessable(NO_SUCH_TENANT)),
+        (None, 1) => Ok(accounts.remove(0)),
         (None, _) => {
             metrics::counter!("otp_verifications_total", "result" => "multiple_accounts")
                 .increment(1);
+            tx.rollback().await?;
             return Ok(Json(Message {
                 message: "Multiple accounts found.",
                 data: Some(Verified::Choose {
@@ -206,13 +224,20 @@ async fn verify_code(
                 }),
             }));
         }
-        (Some(chosen), _) => {
-            let Some(index) = accounts.iter().position(|a| &a.tenant_id == chosen) else {
+        (Some(chosen), _) => match accounts.iter().position(|a| &a.tenant_id == chosen) {
+            Some(index) => Ok(accounts.swap_remove(index)),
+            None => {
                 let mut errors = ValidationErrors::new();
                 errors.add("tenant_id", "The selected tenant id is invalid.");
-                return Err(errors.into());
-            };
-            accounts.swap_remove(index)
+                Err(errors.into())
+            }
+        },
+    };
+    let account = match chosen {
+        Ok(account) => account,
+        Err(err) => {
+            tx.rollback().await?;
+            return Err(err);
         }
     };
 
@@ -237,7 +262,12 @@ async fn verify_code(
 }
 
 /// `POST /auth/logout`: this tenant token stops working.
-async fn logout(State(state): State<AppState>, auth: TenantAuth) -> Result<StatusCode> {
+#[utoipa::path(
+    post, path = "/api/v2/auth/logout", tag = "tenant login",
+    security(("tenant_token" = [])),
+    responses((status = 204, description = "The token stops working"), (status = 401, description = "Missing, unknown, revoked or expired token", body = ErrorBody))
+)]
+pub(crate) async fn logout(State(state): State<AppState>, auth: TenantAuth) -> Result<StatusCode> {
     tokens::revoke(&state, auth.token_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

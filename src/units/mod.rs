@@ -20,6 +20,7 @@ use serde::Serialize;
 
 use crate::http::auth::CompanyAuth;
 use crate::http::extract::{JsonObject, Valid};
+use crate::http::openapi::{ErrorBody, ValidationErrorBody};
 use crate::http::{AppState, Data, Error, Result, data};
 use crate::idempotency::Writes;
 use crate::tenancies::{self, Tenancy, TenancyInput, UNIT_NOT_FOUND};
@@ -54,14 +55,20 @@ pub fn router(state: &AppState) -> Router<AppState> {
         )
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Synced {
     message: &'static str,
     data: SyncCounts,
 }
 
 /// `PATCH /units`: all-or-nothing upsert of up to `KISS_BULK_MAX_UNITS` units.
-async fn sync_units(
+#[utoipa::path(
+    patch, path = "/api/v2/units", tag = "pms",
+    security(("api_token" = [])), request_body = crate::http::openapi::BulkUnitsBody,
+    params(("Idempotency-Key" = Option<String>, Header, description = "1–255 visible ASCII characters; retries with the same key replay the first answer")),
+    responses((status = 200, description = "All units upserted", body = Synced), (status = 401, description = "Missing, unknown, revoked or expired token", body = ErrorBody), (status = 422, description = "Validation error", body = ValidationErrorBody), (status = 400, description = "Malformed JSON or header", body = ErrorBody), (status = 409, description = "Idempotency-Key conflict", body = ErrorBody), (status = 413, description = "Body over KISS_BODY_LIMIT_BYTES", body = ErrorBody), (status = 415, description = "Body not sent as JSON", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))))
+)]
+pub(crate) async fn sync_units(
     State(state): State<AppState>,
     auth: CompanyAuth,
     writes: Writes,
@@ -78,7 +85,14 @@ async fn sync_units(
 }
 
 /// `PATCH /units/{crm_unit_id}`: changes the fields sent; never creates a unit.
-async fn patch_unit(
+#[utoipa::path(
+    patch, path = "/api/v2/units/{crm_unit_id}", tag = "pms",
+    security(("api_token" = [])), request_body = crate::http::openapi::UnitPatchBody,
+    params(("crm_unit_id" = String, Path, description = "The PMS's unit id"), ("Idempotency-Key" = Option<String>, Header, description = "1–255 visible ASCII characters; retries with the same key replay the first answer")),
+    responses((status = 200, description = "The unit after the change", body = Data<Unit>),
+              (status = 401, description = "Missing, unknown, revoked or expired token", body = ErrorBody), (status = 404, description = "Unit not found.", body = ErrorBody), (status = 422, description = "Validation error", body = ValidationErrorBody), (status = 400, description = "Malformed JSON or header", body = ErrorBody), (status = 409, description = "Idempotency-Key conflict", body = ErrorBody), (status = 415, description = "Body not sent as JSON", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))))
+)]
+pub(crate) async fn patch_unit(
     State(state): State<AppState>,
     auth: CompanyAuth,
     Path(crm_unit_id): Path<String>,
@@ -109,7 +123,13 @@ async fn patch_unit(
 }
 
 /// `GET /units/{crm_unit_id}`
-async fn show_unit(
+#[utoipa::path(
+    get, path = "/api/v2/units/{crm_unit_id}", tag = "pms",
+    security(("api_token" = [])),
+    params(("crm_unit_id" = String, Path, description = "The PMS's unit id")),
+    responses((status = 200, description = "The unit with its tenancy", body = Data<Unit>), (status = 401, description = "Missing, unknown, revoked or expired token", body = ErrorBody), (status = 404, description = "Unit not found.", body = ErrorBody))
+)]
+pub(crate) async fn show_unit(
     State(state): State<AppState>,
     auth: CompanyAuth,
     Path(crm_unit_id): Path<String>,
@@ -120,14 +140,22 @@ async fn show_unit(
         .ok_or(Error::NotFound(UNIT_NOT_FOUND))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct UnitPage {
     data: Vec<Unit>,
     next_cursor: Option<String>,
 }
 
 /// `GET /units?crm_location_id=&limit=&cursor=`: keyset pages in `crm_unit_id` order.
-async fn list_units(
+#[utoipa::path(
+    get, path = "/api/v2/units", tag = "pms",
+    security(("api_token" = [])),
+    params(("crm_location_id" = Option<String>, Query, description = "Only units of this location"),
+           ("limit" = Option<u32>, Query, description = "1–1000, default 100"),
+           ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
+    responses((status = 200, description = "One page of units in crm_unit_id order", body = UnitPage), (status = 401, description = "Missing, unknown, revoked or expired token", body = ErrorBody), (status = 422, description = "Validation error", body = ValidationErrorBody))
+)]
+pub(crate) async fn list_units(
     State(state): State<AppState>,
     auth: CompanyAuth,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
@@ -158,7 +186,14 @@ async fn list_units(
 }
 
 /// `PUT /units/{crm_unit_id}/tenancy`: replaces any current tenancy of the unit.
-async fn put_tenancy(
+#[utoipa::path(
+    put, path = "/api/v2/units/{crm_unit_id}/tenancy", tag = "pms",
+    security(("api_token" = [])), request_body = crate::http::openapi::TenancyBody,
+    params(("crm_unit_id" = String, Path, description = "The PMS's unit id"), ("Idempotency-Key" = Option<String>, Header, description = "1–255 visible ASCII characters; retries with the same key replay the first answer")),
+    responses((status = 200, description = "The unit's new tenancy", body = Data<Tenancy>),
+              (status = 401, description = "Missing, unknown, revoked or expired token", body = ErrorBody), (status = 404, description = "Unit not found.", body = ErrorBody), (status = 422, description = "Validation error", body = ValidationErrorBody), (status = 400, description = "Malformed JSON or header", body = ErrorBody), (status = 409, description = "Idempotency-Key conflict", body = ErrorBody), (status = 415, description = "Body not sent as JSON", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))))
+)]
+pub(crate) async fn put_tenancy(
     State(state): State<AppState>,
     auth: CompanyAuth,
     Path(crm_unit_id): Path<String>,
@@ -179,7 +214,13 @@ async fn put_tenancy(
 }
 
 /// `DELETE /units/{crm_unit_id}/tenancy`: 204 also when the unit is already vacant.
-async fn delete_tenancy(
+#[utoipa::path(
+    delete, path = "/api/v2/units/{crm_unit_id}/tenancy", tag = "pms",
+    security(("api_token" = [])),
+    params(("crm_unit_id" = String, Path, description = "The PMS's unit id"), ("Idempotency-Key" = Option<String>, Header, description = "1–255 visible ASCII characters; retries with the same key replay the first answer")),
+    responses((status = 204, description = "Vacated (also when already vacant)"), (status = 401, description = "Missing, unknown, revoked or expired token", body = ErrorBody), (status = 404, description = "Unit not found.", body = ErrorBody), (status = 400, description = "Malformed JSON or header", body = ErrorBody), (status = 409, description = "Idempotency-Key conflict", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))))
+)]
+pub(crate) async fn delete_tenancy(
     auth: CompanyAuth,
     Path(crm_unit_id): Path<String>,
     writes: Writes,

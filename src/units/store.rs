@@ -14,7 +14,7 @@ use crate::http::{Error, Result};
 use crate::tenancies::{Tenancy, TenantSummary};
 
 /// A unit as every response shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Unit {
     pub crm_unit_id: String,
     pub crm_location_id: String,
@@ -83,7 +83,7 @@ impl From<UnitRow> for Unit {
     }
 }
 
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct SyncCounts {
     pub created: u64,
     pub updated: u64,

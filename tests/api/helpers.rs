@@ -42,8 +42,12 @@ impl TestResponse {
 
 /// The configuration tests start from, with `overrides` applied as environment variables would be.
 pub fn test_config(overrides: &[(&str, &str)]) -> Config {
-    let mut vars: HashMap<String, String> =
-        HashMap::from([("KISS_APP_KEY".to_owned(), APP_KEY.to_owned())]);
+    // Small pools: tests run in parallel, some with extra server processes, against one Postgres
+    // whose max_connections is 100.
+    let mut vars: HashMap<String, String> = HashMap::from([
+        ("KISS_APP_KEY".to_owned(), APP_KEY.to_owned()),
+        ("KISS_DATABASE_MAX_CONNECTIONS".to_owned(), "5".to_owned()),
+    ]);
     for (name, value) in overrides {
         vars.insert(name.to_string(), value.to_string());
     }
@@ -251,6 +255,7 @@ pub async fn start_server(db: &PgPool, env: &[(&str, &str)]) -> (tokio::process:
         .env("DATABASE_URL", database_url(db))
         .env("KISS_BIND", format!("127.0.0.1:{port}"))
         .env("KISS_APP_KEY", APP_KEY)
+        .env("KISS_DATABASE_MAX_CONNECTIONS", "5")
         .env("RUST_LOG", "warn")
         .envs(env.iter().copied())
         .stdout(std::process::Stdio::null())

@@ -167,8 +167,9 @@ async fn every_pms_write_route_replays(db: PgPool) {
 async fn the_same_key_with_another_request_is_a_409(db: PgPool) {
     let app = spawn_app(db).await;
     let (_, token) = app.company_with_token("Acme").await;
-    keyed(&app, Method::PATCH, "/units", &token, "k", Some(TWO_UNITS)).await;
-    keyed(
+    let first = keyed(&app, Method::PATCH, "/units", &token, "k", Some(TWO_UNITS)).await;
+    assert_eq!(first.status, StatusCode::OK);
+    let second = keyed(
         &app,
         Method::PATCH,
         "/units/A",
@@ -177,6 +178,12 @@ async fn the_same_key_with_another_request_is_a_409(db: PgPool) {
         Some(r#"{"status": "reserved"}"#),
     )
     .await;
+    assert_eq!(
+        second.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&second.body)
+    );
 
     let conflicts = [
         keyed(
@@ -208,7 +215,12 @@ async fn the_same_key_with_another_request_is_a_409(db: PgPool) {
         .await,
     ];
     for conflict in conflicts {
-        assert_eq!(conflict.status, StatusCode::CONFLICT);
+        assert_eq!(
+            conflict.status,
+            StatusCode::CONFLICT,
+            "{}",
+            String::from_utf8_lossy(&conflict.body)
+        );
         assert_eq!(
             conflict.json(),
             json!({"message": "The Idempotency-Key has already been used with a different request."})

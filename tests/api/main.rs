@@ -4,6 +4,7 @@
 mod fake_twilio;
 mod helpers;
 mod idempotency;
+mod openapi;
 mod operability;
 
 mod admin_sessions;
