@@ -39,6 +39,9 @@ impl<'a, 'e> Fields<'a, 'e> {
 
     /// A string that must be present and not blank.
     pub fn required_str(&mut self, key: &str) -> Option<&'a str> {
+        if self.has_nul(key) {
+            return None;
+        }
         match self.body.get(key) {
             None | Some(Value::Null) => {
                 self.error(key, format!("The {} field is required.", label(key)));
@@ -59,6 +62,9 @@ impl<'a, 'e> Fields<'a, 'e> {
     /// A string that may be left out. `None`: absent; `Some(None)`: null (or blank); else the value.
     /// A value of another type is recorded as an error and reads as absent.
     pub fn optional_str(&mut self, key: &str) -> Option<Option<&'a str>> {
+        if self.has_nul(key) {
+            return None;
+        }
         match self.body.get(key) {
             None => None,
             Some(Value::Null) => Some(None),
@@ -69,6 +75,18 @@ impl<'a, 'e> Fields<'a, 'e> {
                 None
             }
         }
+    }
+
+    /// Postgres text cannot hold U+0000, so a string with one is refused as a field error.
+    fn has_nul(&mut self, key: &str) -> bool {
+        let nul = matches!(self.body.get(key), Some(Value::String(s)) if s.contains('\0'));
+        if nul {
+            self.error(
+                key,
+                format!("The {} field must not contain NUL characters.", label(key)),
+            );
+        }
+        nul
     }
 
     /// Records an error unless `value` has `min..=max` characters.

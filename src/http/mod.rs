@@ -96,8 +96,20 @@ pub fn router(state: AppState) -> Router {
                 .on_response(log_response)
                 .on_failure(()),
         )
+        .layer(axum::middleware::from_fn(refuse_nul))
         .layer(axum::middleware::from_fn(request_id::assign))
         .with_state(state)
+}
+
+/// A NUL in the path cannot name anything stored (Postgres text cannot hold U+0000): answer 404
+/// before any handler turns it into a database error. (Query values are checked by their route.)
+async fn refuse_nul(request: Request, next: axum::middleware::Next) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let has_nul = |part: &str| part.to_ascii_lowercase().contains("%00");
+    if has_nul(request.uri().path()) {
+        return Error::NotFound("Not found.").into_response();
+    }
+    next.run(request).await
 }
 
 /// One span per request with its id and route template; never headers (they carry tokens).

@@ -115,15 +115,21 @@ pub(crate) struct ValidationErrorBody {
 
 #[derive(ToSchema)]
 pub(crate) struct SignInBody {
-    #[schema(example = "admin@example.com")]
+    #[schema(example = "admin@example.com", min_length = 1, max_length = 254)]
     pub(crate) email: String,
+    #[schema(min_length = 1, max_length = 1024)]
     pub(crate) password: String,
 }
 
 /// A company's or an API token's name (companies: 1–191 characters; tokens: 1–100).
 #[derive(ToSchema)]
 pub(crate) struct NameBody {
-    #[schema(example = "production-sync")]
+    #[schema(
+        example = "production-sync",
+        min_length = 1,
+        max_length = 191,
+        pattern = r"\S"
+    )]
     pub(crate) name: String,
 }
 
@@ -145,17 +151,18 @@ pub(crate) enum UnitStatus {
 #[derive(ToSchema)]
 pub(crate) struct UnitBody {
     /// 1–191 characters, no `/`, unique within the request.
-    #[schema(example = "A-101")]
+    #[schema(example = "A-101", pattern = r"^[^/\u0000]{1,191}$")]
     pub(crate) crm_unit_id: String,
     /// Required when the unit is created.
-    #[schema(example = "downtown")]
+    #[schema(example = "downtown", pattern = r"^[^\u0000]{1,191}$")]
     pub(crate) crm_location_id: Option<String>,
     /// Names (or renames) the unit's location.
-    #[schema(example = "Downtown Storage")]
+    #[schema(example = "Downtown Storage", max_length = 191)]
     pub(crate) location_name: Option<String>,
     /// Defaults to `crm_unit_id`.
+    #[schema(pattern = r"^\s*[^\s\u0000][^\u0000]{0,190}$")]
     pub(crate) name: Option<String>,
-    #[schema(example = "10x10")]
+    #[schema(example = "10x10", max_length = 191)]
     pub(crate) size: Option<String>,
     /// Defaults to `available`.
     pub(crate) status: Option<UnitStatus>,
@@ -164,6 +171,7 @@ pub(crate) struct UnitBody {
 #[derive(ToSchema)]
 pub(crate) struct BulkUnitsBody {
     /// 1 to `KISS_BULK_MAX_UNITS` (default 10,000) units; all are written or none.
+    #[schema(min_items = 1, max_items = 10000)]
     pub(crate) units: Vec<UnitBody>,
 }
 
@@ -187,16 +195,22 @@ pub(crate) enum AccessStatus {
 
 #[derive(ToSchema)]
 pub(crate) struct TenancyBody {
-    #[schema(example = "T-100")]
+    #[schema(example = "T-100", min_length = 1, max_length = 191, pattern = r"\S")]
     pub(crate) crm_tenant_id: String,
-    #[schema(example = "Jane Smith")]
+    #[schema(
+        example = "Jane Smith",
+        min_length = 1,
+        max_length = 191,
+        pattern = r"\S"
+    )]
     pub(crate) name: String,
     /// International form; spaces, dashes, dots and parentheses are allowed.
-    #[schema(example = "+15551234567")]
+    #[schema(example = "+15551234567", pattern = r"^\+[0-9 ().-]{7,30}$")]
     pub(crate) phone: String,
+    #[schema(example = "jane@example.com", format = Email)]
     pub(crate) email: Option<String>,
     /// 4–12 digits, as a string (the gate code).
-    #[schema(example = "4829")]
+    #[schema(example = "4829", pattern = r"^[0-9]{4,12}$")]
     pub(crate) access_code: Option<String>,
     /// Defaults to `active`.
     pub(crate) access_status: Option<AccessStatus>,
@@ -205,20 +219,20 @@ pub(crate) struct TenancyBody {
 #[derive(ToSchema)]
 pub(crate) struct PhoneBody {
     /// 1–3 digits, without `+`.
-    #[schema(example = "1")]
+    #[schema(example = "1", pattern = r"^[0-9]{1,3}$")]
     pub(crate) country_code: String,
     /// 7–15 digits without the country code (spaces, dashes, dots and parentheses are stripped).
-    #[schema(example = "5551234567")]
+    #[schema(example = "5551234567", pattern = r"^[0-9 ().-]{7,30}$")]
     pub(crate) phone_number: String,
 }
 
 #[derive(ToSchema)]
 pub(crate) struct VerifyOtpBody {
-    #[schema(example = "1")]
+    #[schema(example = "1", pattern = r"^[0-9]{1,3}$")]
     pub(crate) country_code: String,
-    #[schema(example = "5551234567")]
+    #[schema(example = "5551234567", pattern = r"^[0-9 ().-]{7,30}$")]
     pub(crate) phone_number: String,
-    #[schema(example = "482910")]
+    #[schema(example = "482910", pattern = r"^[0-9]{6}$")]
     pub(crate) otp: String,
     /// Required on the second call when several accounts were offered.
     pub(crate) tenant_id: Option<String>,

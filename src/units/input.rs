@@ -211,6 +211,12 @@ pub fn parse_list_query(params: &HashMap<String, String>) -> Result<ListQuery> {
         .get("crm_location_id")
         .filter(|id| !id.is_empty())
         .cloned();
+    if crm_location_id.as_ref().is_some_and(|id| id.contains('\0')) {
+        errors.add(
+            "crm_location_id",
+            "The crm location id field must not contain NUL characters.",
+        );
+    }
     errors.into_result(ListQuery {
         crm_location_id,
         limit,
@@ -231,7 +237,7 @@ fn decode_cursor(cursor: &str) -> Option<String> {
         .ok()?;
     String::from_utf8(bytes)
         .ok()
-        .filter(|id| is_valid_crm_unit_id(id))
+        .filter(|id| is_valid_crm_unit_id(id) && !id.contains('\0'))
 }
 
 #[cfg(test)]

@@ -153,7 +153,10 @@ pub struct UnitPage {
     params(("crm_location_id" = Option<String>, Query, description = "Only units of this location"),
            ("limit" = Option<u32>, Query, description = "1–1000, default 100"),
            ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
-    responses((status = 200, description = "One page of units in crm_unit_id order", body = UnitPage), (status = 401, description = "Missing, unknown, revoked or expired token", body = ErrorBody), (status = 422, description = "Validation error", body = ValidationErrorBody))
+    responses((status = 200, description = "One page of units in crm_unit_id order", body = UnitPage),
+              (status = 400, description = "Malformed query string", body = ErrorBody),
+              (status = 401, description = "Missing, unknown, revoked or expired token", body = ErrorBody),
+              (status = 422, description = "Invalid limit, cursor or crm_location_id", body = ValidationErrorBody))
 )]
 pub(crate) async fn list_units(
     State(state): State<AppState>,

@@ -536,3 +536,30 @@ async fn pms_routes_need_a_current_api_token(db: PgPool) {
         Some("Bearer error=\"invalid_token\"")
     );
 }
+
+#[sqlx::test]
+async fn nul_characters_are_refused_not_passed_to_the_database(db: PgPool) {
+    // Found by schemathesis: Postgres text cannot hold U+0000, which used to surface as a 500.
+    let app = spawn_app(db).await;
+    let (_, token) = app.company_with_token("Acme Storage").await;
+    let response = app
+        .patch(
+            "/units",
+            &token,
+            json!({"units": [{"crm_unit_id": "A", "crm_location_id": "dt", "name": "bad\u{0}name"}]}),
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        response.body["errors"]["units.0.name"],
+        json!(["The name field must not contain NUL characters."])
+    );
+    assert_eq!(
+        app.get("/units/A%00", &token).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let listed = app.get("/units?crm_location_id=dt%00", &token).await;
+    assert_eq!(listed.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(listed.body["errors"]["crm_location_id"].is_array());
+    assert_eq!(app.count("units").await, 0);
+}
