@@ -4,6 +4,8 @@
 //! Environment: BENCH_URL (e.g. http://127.0.0.1:18080/api/v2), BENCH_TOKEN (an API token),
 //! BENCH_SECONDS (measured seconds per throughput scenario, default 10), BENCH_CONCURRENCY (32).
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -83,6 +85,27 @@ async fn main() -> anyhow::Result<()> {
                 .await?,
         );
     }
+
+    // The tenant side: logins by OTP (a fake SMS provider: the webhook sink), then access reads.
+    let sink = SmsSink::default();
+    let sms_port: u16 = std::env::var("BENCH_SMS_PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(18081);
+    sink.serve(sms_port).await?;
+    let phones = 4_000;
+    bench.seed_tenants(phones, concurrency).await?;
+    let tokens = Mutex::new(Vec::new());
+    rows.push(bench.otp_login(&sink, concurrency, phones, &tokens).await);
+    let tokens = tokens.into_inner().unwrap();
+    if tokens.is_empty() {
+        bail!("no OTP login succeeded");
+    }
+    rows.push(
+        bench
+            .tenant_access(&tokens, concurrency, Duration::from_secs(seconds))
+            .await,
+    );
 
     println!();
     println!("| scenario | requests | errors | req/s | p50 ms | p90 ms | p99 ms | max ms |");
@@ -180,66 +203,288 @@ impl Bench {
         {
             bail!("could not seed the units for the single-unit scenario");
         }
-
-        let warm_up = Duration::from_secs(2);
         let run = uuid::Uuid::new_v4().simple().to_string();
-        let start = Instant::now();
-        let mut tasks = Vec::new();
-        for worker in 0..concurrency {
+        let key = if with_key { ", Idempotency-Key" } else { "" };
+        let scenario = format!("single-unit PATCH{key}, {concurrency} connections");
+        Ok(closed_loop(scenario, concurrency, duration, |i| {
+            let mut request = self
+                .client
+                .patch(format!("{}/units/single-{:04}", self.base, i % 1000))
+                .bearer_auth(&self.token)
+                .header("content-type", "application/json")
+                .body(
+                    json!({"status": if i % 2 == 0 { "rented" } else { "available" }}).to_string(),
+                );
+            if with_key {
+                request = request.header("idempotency-key", format!("{run}-{i}"));
+            }
+            async move { ok(request.send().await).await }
+        })
+        .await)
+    }
+
+    /// Gives `count` tenants (one unit each, phones +1 555 … distinct) for the tenant scenarios.
+    async fn seed_tenants(&self, count: usize, concurrency: usize) -> anyhow::Result<()> {
+        let units: Vec<Value> = (0..count)
+            .map(|i| json!({"crm_unit_id": format!("tenant-{i:05}"), "crm_location_id": "tenants", "location_name": "Bench Storage"}))
+            .collect();
+        if self
+            .send(reqwest::Method::PATCH, "/units", &json!({"units": units}))
+            .await?
+            != 200
+        {
+            bail!("could not seed the tenant units");
+        }
+        let row = closed_loop_count("seed tenancies".into(), concurrency, count, |i| {
+            let request = self
+                .client
+                .put(format!("{}/units/tenant-{i:05}/tenancy", self.base))
+                .bearer_auth(&self.token)
+                .json(
+                    &json!({"crm_tenant_id": format!("T{i}"), "name": "Bench Tenant",
+                              "phone": phone(i), "access_code": "4321"}),
+                );
+            async move { ok(request.send().await).await }
+        })
+        .await;
+        if row.errors > 0 {
+            bail!("{} tenancies could not be seeded", row.errors);
+        }
+        Ok(())
+    }
+
+    /// One login per iteration, each with a phone of its own (cooldown and limits are per phone):
+    /// `POST /auth/phone`, the code read from the SMS webhook sink, `POST /auth/verify-otp`.
+    async fn otp_login(
+        &self,
+        sink: &SmsSink,
+        concurrency: usize,
+        phones: usize,
+        tokens: &Mutex<Vec<String>>,
+    ) -> Row {
+        let scenario = format!("OTP send + verify (one login), {concurrency} connections");
+        closed_loop_count(scenario, concurrency, phones, |i| {
             let client = self.client.clone();
             let base = self.base.clone();
-            let token = self.token.clone();
-            let run = run.clone();
-            tasks.push(tokio::spawn(async move {
-                let mut latencies = Vec::new();
-                let mut errors = 0usize;
-                let mut i = worker;
-                while start.elapsed() < warm_up + duration {
-                    let path = format!("{base}/units/single-{:04}", i % 1000);
-                    let status = if i % 2 == 0 { "rented" } else { "available" };
-                    let body = json!({"status": status}).to_string();
-                    i += concurrency;
-                    let sent = Instant::now();
-                    let mut request = client
-                        .patch(&path)
-                        .bearer_auth(&token)
-                        .header("content-type", "application/json");
-                    if with_key {
-                        request = request.header("idempotency-key", format!("{run}-{i}"));
-                    }
-                    let result = request.body(body).send().await;
-                    let ok = match result {
-                        Ok(response) => {
-                            let ok = response.status().as_u16() == 200;
-                            ok && response.bytes().await.is_ok()
-                        }
-                        Err(_) => false,
-                    };
-                    if sent.duration_since(start) >= warm_up {
-                        latencies.push(sent.elapsed());
-                        if !ok {
-                            errors += 1;
-                        }
-                    }
+            async move {
+                let national = &phone(i)[2..];
+                let body = json!({"country_code": "1", "phone_number": national});
+                let sent = client
+                    .post(format!("{base}/auth/phone"))
+                    .json(&body)
+                    .send()
+                    .await;
+                if !ok(sent).await {
+                    return false;
                 }
-                (latencies, errors)
-            }));
-        }
-        let mut latencies = Vec::new();
-        let mut errors = 0;
-        for task in tasks {
-            let (mut l, e) = task.await?;
-            latencies.append(&mut l);
-            errors += e;
-        }
-        latencies.sort();
-        let key = if with_key { ", Idempotency-Key" } else { "" };
-        Ok(Row {
-            scenario: format!("single-unit PATCH{key}, {concurrency} connections"),
-            requests: latencies.len(),
-            seconds: duration.as_secs_f64(),
-            latencies,
-            errors,
+                let Some(code) = sink.code_for(&phone(i)) else {
+                    return false;
+                };
+                let verify = json!({"country_code": "1", "phone_number": national, "otp": code});
+                let Ok(response) = client
+                    .post(format!("{base}/auth/verify-otp"))
+                    .json(&verify)
+                    .send()
+                    .await
+                else {
+                    return false;
+                };
+                let Ok(answer) = response.json::<Value>().await else {
+                    return false;
+                };
+                match answer["data"]["token"].as_str() {
+                    Some(token) => {
+                        tokens.lock().unwrap().push(token.to_owned());
+                        true
+                    }
+                    None => false,
+                }
+            }
         })
+        .await
+    }
+
+    async fn tenant_access(
+        &self,
+        tokens: &[String],
+        concurrency: usize,
+        duration: Duration,
+    ) -> Row {
+        let scenario = format!("GET /tenant/access, {concurrency} connections");
+        closed_loop(scenario, concurrency, duration, |i| {
+            let request = self
+                .client
+                .get(format!("{}/tenant/access", self.base))
+                .bearer_auth(&tokens[i % tokens.len()]);
+            async move { ok(request.send().await).await }
+        })
+        .await
+    }
+}
+
+fn phone(i: usize) -> String {
+    format!("+1555{:07}", i)
+}
+
+/// Whether a request answered 2xx, its body read.
+async fn ok(result: reqwest::Result<reqwest::Response>) -> bool {
+    match result {
+        Ok(response) => {
+            let success = response.status().is_success();
+            response.bytes().await.is_ok() && success
+        }
+        Err(_) => false,
+    }
+}
+
+/// Runs `request(i)` on `concurrency` workers, each sending its next request when the previous
+/// answers, for `duration` after a two-second warm-up; latencies from the warm-up are dropped.
+async fn closed_loop<'a, F, Fut>(
+    scenario: String,
+    concurrency: usize,
+    duration: Duration,
+    request: F,
+) -> Row
+where
+    F: Fn(usize) -> Fut + Sync,
+    Fut: std::future::Future<Output = bool> + 'a,
+{
+    let warm_up = Duration::from_secs(2);
+    let start = Instant::now();
+    let workers = (0..concurrency).map(|worker| {
+        let request = &request;
+        async move {
+            let mut latencies = Vec::new();
+            let mut errors = 0;
+            let mut i = worker;
+            while start.elapsed() < warm_up + duration {
+                let sent = Instant::now();
+                let success = request(i).await;
+                i += concurrency;
+                if sent.duration_since(start) >= warm_up {
+                    latencies.push(sent.elapsed());
+                    errors += usize::from(!success);
+                }
+            }
+            (latencies, errors)
+        }
+    });
+    collect(
+        scenario,
+        duration.as_secs_f64(),
+        futures_join(workers).await,
+    )
+}
+
+/// Runs `request(i)` for i in 0..total on `concurrency` workers (no warm-up, every request counts).
+async fn closed_loop_count<'a, F, Fut>(
+    scenario: String,
+    concurrency: usize,
+    total: usize,
+    request: F,
+) -> Row
+where
+    F: Fn(usize) -> Fut + Sync,
+    Fut: std::future::Future<Output = bool> + 'a,
+{
+    let start = Instant::now();
+    let workers = (0..concurrency).map(|worker| {
+        let request = &request;
+        async move {
+            let mut latencies = Vec::new();
+            let mut errors = 0;
+            let mut i = worker;
+            while i < total {
+                let sent = Instant::now();
+                errors += usize::from(!request(i).await);
+                latencies.push(sent.elapsed());
+                i += concurrency;
+            }
+            (latencies, errors)
+        }
+    });
+    let results = futures_join(workers).await;
+    collect(scenario, start.elapsed().as_secs_f64(), results)
+}
+
+fn collect(scenario: String, seconds: f64, results: Vec<(Vec<Duration>, usize)>) -> Row {
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    for (mut l, e) in results {
+        latencies.append(&mut l);
+        errors += e;
+    }
+    latencies.sort();
+    Row {
+        scenario,
+        requests: latencies.len(),
+        seconds,
+        latencies,
+        errors,
+    }
+}
+
+/// Polls the futures together on this task (the workers borrow the benchmark's state).
+async fn futures_join<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let mut pending: Vec<_> = futures.map(|f| Some(Box::pin(f))).collect();
+    let mut outputs: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut done = true;
+        for (slot, output) in pending.iter_mut().zip(outputs.iter_mut()) {
+            if let Some(future) = slot {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(value) => {
+                        *output = Some(value);
+                        *slot = None;
+                    }
+                    std::task::Poll::Pending => done = false,
+                }
+            }
+        }
+        if done {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    outputs
+        .into_iter()
+        .map(|o| o.expect("every future finished"))
+        .collect()
+}
+
+/// Receives the webhook SMS provider's `{"to", "body"}` and keeps the last code per phone.
+#[derive(Clone, Default)]
+struct SmsSink(Arc<Mutex<HashMap<String, String>>>);
+
+impl SmsSink {
+    async fn serve(&self, port: u16) -> anyhow::Result<()> {
+        let sink = self.clone();
+        let app = axum::Router::new().route(
+            "/sms",
+            axum::routing::post(move |axum::Json(message): axum::Json<Value>| {
+                let sink = sink.clone();
+                async move {
+                    let to = message["to"].as_str().unwrap_or_default().to_owned();
+                    let code = message["body"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .split(|c: char| !c.is_ascii_digit())
+                        .find(|word| word.len() == 6)
+                        .unwrap_or_default()
+                        .to_owned();
+                    sink.0.lock().unwrap().insert(to, code);
+                    axum::http::StatusCode::NO_CONTENT
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Ok(())
+    }
+
+    fn code_for(&self, phone: &str) -> Option<String> {
+        self.0.lock().unwrap().get(phone).cloned()
     }
 }

@@ -11,8 +11,11 @@ export DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB"
 export KISS_APP_KEY=${KISS_APP_KEY:-$(head -c 32 /dev/urandom | base64)}
 export KISS_BIND="127.0.0.1:$PORT"
 export RUST_LOG=${RUST_LOG:-warn}
-# The benchmark measures throughput, not the limiter: lift the PMS limits far above the load.
+# The benchmark measures throughput, not the limiter: lift the PMS limits far above the load
+# (the OTP scenario uses a phone of its own per login, so the per-phone limits stay as they are).
 export KISS_RATE_LIMIT_PMS_UNIT=10000000/60s KISS_RATE_LIMIT_PMS_BULK=10000000/60s
+# OTP codes go to the load generator's webhook sink, standing in for an SMS provider.
+export KISS_SMS_PROVIDER=webhook KISS_SMS_WEBHOOK_URL="http://127.0.0.1:${BENCH_SMS_PORT:-18081}/sms"
 
 cargo build --release --quiet --bin kiss-auth --example loadgen
 BIN=target/release/kiss-auth
