@@ -52,26 +52,14 @@ async fn main() -> anyhow::Result<()> {
     };
 
     let mut rows = Vec::new();
-    rows.push(
-        bench
-            .bulk("bulk PATCH 1,000 units (create)", "b1k", 1_000, 1)
-            .await?,
-    );
-    rows.push(
-        bench
-            .bulk("bulk PATCH 1,000 units (update)", "b1k", 1_000, 10)
-            .await?,
-    );
-    rows.push(
-        bench
-            .bulk("bulk PATCH 10,000 units (create)", "b10k", 10_000, 1)
-            .await?,
-    );
-    rows.push(
-        bench
-            .bulk("bulk PATCH 10,000 units (update)", "b10k", 10_000, 5)
-            .await?,
-    );
+    for (scenario, prefix, count, runs) in [
+        ("bulk PATCH 1,000 units (create)", "b1k", 1_000, 1),
+        ("bulk PATCH 1,000 units (update)", "b1k", 1_000, 10),
+        ("bulk PATCH 10,000 units (create)", "b10k", 10_000, 1),
+        ("bulk PATCH 10,000 units (update)", "b10k", 10_000, 5),
+    ] {
+        rows.push(bench.bulk(scenario, prefix, count, runs).await?);
+    }
     // Saturated (throughput) and one connection at a time (the latency a key adds).
     for (connections, with_key) in [
         (concurrency, false),

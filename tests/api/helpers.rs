@@ -245,6 +245,15 @@ pub fn database_url(db: &PgPool) -> String {
 /// Starts the real binary (`serve`) on a free port against the test database, with `env` added,
 /// and returns it with its API base URL once it answers.
 pub async fn start_server(db: &PgPool, env: &[(&str, &str)]) -> (tokio::process::Child, String) {
+    start_server_logging_to(db, env, std::process::Stdio::inherit()).await
+}
+
+/// `start_server` with the server's log (stderr) sent to `log`.
+pub async fn start_server_logging_to(
+    db: &PgPool,
+    env: &[(&str, &str)],
+    log: std::process::Stdio,
+) -> (tokio::process::Child, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -259,6 +268,7 @@ pub async fn start_server(db: &PgPool, env: &[(&str, &str)]) -> (tokio::process:
         .env("RUST_LOG", "warn")
         .envs(env.iter().copied())
         .stdout(std::process::Stdio::null())
+        .stderr(log)
         .kill_on_drop(true)
         .spawn()
         .unwrap();

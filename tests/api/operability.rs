@@ -1,7 +1,6 @@
 //! Health, readiness, metrics and logs: what the people who run kiss-auth rely on.
 
 use std::process::Stdio;
-use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -9,7 +8,7 @@ use sqlx::PgPool;
 
 use crate::fake_twilio::{self, FakeTwilio};
 use crate::helpers::{
-    ADMIN_PASSWORD, APP_KEY, database_url, http_client, read, spawn_app, spawn_app_with,
+    ADMIN_PASSWORD, APP_KEY, http_client, read, spawn_app, spawn_app_with, start_server_logging_to,
 };
 
 async fn get_root(app: &crate::helpers::TestApp, path: &str) -> reqwest::Response {
@@ -102,36 +101,21 @@ async fn logs_are_json_lines_and_never_contain_a_secret(db: PgPool) {
     let twilio = FakeTwilio::start().await;
     let log_path = std::env::temp_dir().join(format!("kiss-log-{}.jsonl", uuid::Uuid::new_v4()));
     let log_file = std::fs::File::create(&log_path).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_kiss-auth"))
-        .arg("serve")
-        .env("DATABASE_URL", database_url(&db))
-        .env("KISS_BIND", format!("127.0.0.1:{port}"))
-        .env("KISS_APP_KEY", APP_KEY)
-        .env("KISS_LOG_FORMAT", "json")
-        .env("RUST_LOG", "debug")
-        .env("KISS_SMS_PROVIDER", "twilio")
-        .env("KISS_TWILIO_ACCOUNT_SID", fake_twilio::ACCOUNT_SID)
-        .env("KISS_TWILIO_AUTH_TOKEN", fake_twilio::AUTH_TOKEN)
-        .env("KISS_TWILIO_FROM", fake_twilio::FROM)
-        .env("KISS_TWILIO_API_BASE", &twilio.base_url)
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(log_file))
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}/api/v2");
+    let (mut server, base) = start_server_logging_to(
+        &db,
+        &[
+            ("KISS_LOG_FORMAT", "json"),
+            ("RUST_LOG", "debug"),
+            ("KISS_SMS_PROVIDER", "twilio"),
+            ("KISS_TWILIO_ACCOUNT_SID", fake_twilio::ACCOUNT_SID),
+            ("KISS_TWILIO_AUTH_TOKEN", fake_twilio::AUTH_TOKEN),
+            ("KISS_TWILIO_FROM", fake_twilio::FROM),
+            ("KISS_TWILIO_API_BASE", &twilio.base_url),
+        ],
+        Stdio::from(log_file),
+    )
+    .await;
     let client = http_client();
-    for _ in 0..100 {
-        if client.get(format!("{base}/units")).send().await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     let call = |method: reqwest::Method, path: &str, token: Option<&str>, body: Option<Value>| {
         let mut request = client.request(method, format!("{base}{path}"));
         if let Some(token) = token {
