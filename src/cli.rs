@@ -164,8 +164,8 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<()> {
     }
 }
 
-/// How often expired Idempotency-Key records are deleted.
-const IDEMPOTENCY_PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+/// How often expired rows (idempotency records, sessions, tokens, codes) are deleted.
+const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     for warning in &config.warnings {
@@ -178,7 +178,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on KISS_BIND={}", config.bind))?;
     tracing::info!(address = %listener.local_addr()?, migrations_applied = applied, "kiss-auth is listening");
     let state = AppState::new(pool.clone(), config, SharedClock::system())?;
-    let purger = crate::idempotency::spawn_purger(state.clone(), IDEMPOTENCY_PURGE_EVERY);
+    let purger = crate::maintenance::spawn(state.clone(), PURGE_EVERY);
     http::serve(listener, state, shutdown_signal()).await?;
     purger.abort();
     pool.close().await;

@@ -13,6 +13,7 @@ pub mod db;
 pub mod health;
 pub mod http;
 pub mod idempotency;
+pub mod maintenance;
 pub mod otp_login;
 pub mod phone;
 pub mod rate_limit;

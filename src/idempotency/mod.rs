@@ -5,19 +5,16 @@
 //!
 //! The key is held by a transaction-scoped advisory lock, so an in-flight request is recognised in
 //! every process sharing the database, and a crashed process releases it with its connection.
+//! Expired records are deleted by `crate::maintenance`.
 
 mod tx;
-
-use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
-use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::http::auth::CompanyAuth;
@@ -204,46 +201,6 @@ fn replay(status: Option<i16>, content_type: Option<String>, body: Option<Vec<u8
     }
     headers.insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
     response
-}
-
-/// Deletes expired records in batches of `batch`, so no statement holds many locks for long;
-/// returns how many were deleted.
-pub async fn purge_expired(db: &PgPool, now: DateTime<Utc>, batch: i64) -> Result<u64> {
-    let mut total = 0;
-    loop {
-        let deleted = sqlx::query!(
-            "DELETE FROM idempotency_keys
-             WHERE (company_id, idempotency_key) IN (
-                 SELECT company_id, idempotency_key FROM idempotency_keys
-                 WHERE expires_at <= $1 LIMIT $2)",
-            now,
-            batch,
-        )
-        .execute(db)
-        .await?
-        .rows_affected();
-        total += deleted;
-        if deleted < batch as u64 {
-            return Ok(total);
-        }
-        // Let requests in between batches.
-        tokio::task::yield_now().await;
-    }
-}
-
-/// Purges expired records every `every`, for as long as the server runs.
-pub fn spawn_purger(state: AppState, every: Duration) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(every);
-        loop {
-            ticks.tick().await;
-            match purge_expired(&state.db, state.clock.now(), 1000).await {
-                Ok(0) => {}
-                Ok(deleted) => tracing::info!(deleted, "purged expired idempotency keys"),
-                Err(err) => tracing::warn!(error = ?err, "purging idempotency keys failed"),
-            }
-        }
-    })
 }
 
 #[cfg(test)]

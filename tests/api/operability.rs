@@ -240,3 +240,60 @@ async fn logs_are_json_lines_and_never_contain_a_secret(db: PgPool) {
         assert!(!logs.contains(&secret), "the logs contain {secret:?}");
     }
 }
+
+#[sqlx::test]
+async fn expired_sessions_tokens_and_codes_are_purged(db: PgPool) {
+    use chrono::TimeDelta;
+    use kiss_auth::maintenance::purge_expired;
+    let app = spawn_app(db).await;
+    let purge = || async { purge_expired(&app.state, app.clock_now(), 2).await.unwrap() };
+
+    let _root = app.super_admin_token().await;
+    let other = app
+        .sign_in("root@example.com", crate::helpers::ADMIN_PASSWORD)
+        .await;
+    let other = other.body["data"]["token"].as_str().unwrap().to_owned();
+    app.request(reqwest::Method::POST, "/admin/sign-out", Some(&other), None)
+        .await;
+    let (_, pms) = app.company_with_token("Acme").await;
+    app.patch(
+        "/units",
+        &pms,
+        json!({"units": [{"crm_unit_id": "A", "crm_location_id": "dt"}]}),
+    )
+    .await;
+    app.put(
+        "/units/A/tenancy",
+        &pms,
+        json!({"crm_tenant_id": "T", "name": "Jane", "phone": "+15551234567"}),
+    )
+    .await;
+    assert_eq!(app.request_code("5551234567").await.status, StatusCode::OK);
+    for (days, hash) in [(1, 1u8), (3, 2)] {
+        sqlx::query(
+            "INSERT INTO tenant_tokens (tenant_id, secret_hash, created_at, expires_at)
+             SELECT id, $1, $2, $3 FROM tenants",
+        )
+        .bind(vec![hash])
+        .bind(app.clock_now())
+        .bind(app.clock_now() + TimeDelta::days(days))
+        .execute(&app.db)
+        .await
+        .unwrap();
+    }
+
+    assert_eq!(purge().await, 1, "the signed-out session");
+    app.clock.advance(TimeDelta::seconds(300));
+    assert_eq!(purge().await, 1, "the expired code");
+    app.clock.advance(TimeDelta::hours(12));
+    assert_eq!(purge().await, 1, "the expired admin session");
+    app.clock.advance(TimeDelta::days(1));
+    assert_eq!(purge().await, 1, "one tenant token");
+    assert_eq!(
+        app.count("tenant_tokens").await,
+        1,
+        "the other is still valid"
+    );
+    assert_eq!(app.count("admin_sessions").await, 0);
+    assert_eq!(app.count("otp_challenges").await, 0);
+}
