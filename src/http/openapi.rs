@@ -43,7 +43,7 @@ use super::AppState;
         crate::health::readyz,
         crate::health::metrics_text,
     ),
-    modifiers(&BearerSchemes),
+    modifiers(&BearerSchemes, &ServerErrors),
     tags(
         (name = "administration", description = "Admin sign-in, companies and API tokens (admin token)"),
         (name = "pms", description = "Units and tenancies pushed by a PMS (API token, rate limited per company, Idempotency-Key accepted)"),
@@ -87,6 +87,40 @@ impl Modify for BearerSchemes {
                         .build(),
                 ),
             );
+        }
+    }
+}
+
+/// Any operation can fail on our side: `500 {"message": "Server error."}`, never with details.
+struct ServerErrors;
+
+impl Modify for ServerErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let response = ResponseBuilder::new()
+            .description("Server error; the body never carries details")
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build();
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                operation
+                    .responses
+                    .responses
+                    .entry("500".to_owned())
+                    .or_insert_with(|| response.clone().into());
+            }
         }
     }
 }
