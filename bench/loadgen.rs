@@ -181,59 +181,69 @@ impl Bench {
         duration: Duration,
         with_key: bool,
     ) -> anyhow::Result<Row> {
-        let units: Vec<Value> = (0..1000)
-            .map(|i| json!({"crm_unit_id": format!("single-{i:04}"), "crm_location_id": "single"}))
-            .collect();
+        self.seed_units((0..1000).map(
+            |i| json!({"crm_unit_id": format!("single-{i:04}"), "crm_location_id": "single"}),
+        ))
+        .await?;
+        let run = uuid::Uuid::new_v4().simple().to_string();
+        let key = if with_key { ", Idempotency-Key" } else { "" };
+        let scenario = format!("single-unit PATCH{key}, {concurrency} connections");
+        Ok(
+            closed_loop(scenario, concurrency, Until::Elapsed(duration), |i| {
+                let mut request = self
+                    .client
+                    .patch(format!("{}/units/single-{:04}", self.base, i % 1000))
+                    .bearer_auth(&self.token)
+                    .header("content-type", "application/json")
+                    .body(
+                        json!({"status": if i % 2 == 0 { "rented" } else { "available" }})
+                            .to_string(),
+                    );
+                if with_key {
+                    request = request.header("idempotency-key", format!("{run}-{i}"));
+                }
+                async move { ok(request.send().await).await }
+            })
+            .await,
+        )
+    }
+
+    /// Creates (or updates) the units in one bulk request.
+    async fn seed_units(&self, units: impl Iterator<Item = Value>) -> anyhow::Result<()> {
+        let units: Vec<Value> = units.collect();
         if self
             .send(reqwest::Method::PATCH, "/units", &json!({"units": units}))
             .await?
             != 200
         {
-            bail!("could not seed the units for the single-unit scenario");
+            bail!("could not seed {} units", units.len());
         }
-        let run = uuid::Uuid::new_v4().simple().to_string();
-        let key = if with_key { ", Idempotency-Key" } else { "" };
-        let scenario = format!("single-unit PATCH{key}, {concurrency} connections");
-        Ok(closed_loop(scenario, concurrency, duration, |i| {
-            let mut request = self
-                .client
-                .patch(format!("{}/units/single-{:04}", self.base, i % 1000))
-                .bearer_auth(&self.token)
-                .header("content-type", "application/json")
-                .body(
-                    json!({"status": if i % 2 == 0 { "rented" } else { "available" }}).to_string(),
-                );
-            if with_key {
-                request = request.header("idempotency-key", format!("{run}-{i}"));
-            }
-            async move { ok(request.send().await).await }
-        })
-        .await)
+        Ok(())
     }
 
     /// Gives `count` tenants (one unit each, phones +1 555 … distinct) for the tenant scenarios.
     async fn seed_tenants(&self, count: usize, concurrency: usize) -> anyhow::Result<()> {
-        let units: Vec<Value> = (0..count)
-            .map(|i| json!({"crm_unit_id": format!("tenant-{i:05}"), "crm_location_id": "tenants", "location_name": "Bench Storage"}))
-            .collect();
-        if self
-            .send(reqwest::Method::PATCH, "/units", &json!({"units": units}))
-            .await?
-            != 200
-        {
-            bail!("could not seed the tenant units");
-        }
-        let row = closed_loop_count("seed tenancies".into(), concurrency, count, |i| {
-            let request = self
-                .client
-                .put(format!("{}/units/tenant-{i:05}/tenancy", self.base))
-                .bearer_auth(&self.token)
-                .json(
-                    &json!({"crm_tenant_id": format!("T{i}"), "name": "Bench Tenant",
+        self.seed_units((0..count).map(|i| {
+            json!({"crm_unit_id": format!("tenant-{i:05}"), "crm_location_id": "tenants",
+                   "location_name": "Bench Storage"})
+        }))
+        .await?;
+        let row = closed_loop(
+            "seed tenancies".into(),
+            concurrency,
+            Until::Count(count),
+            |i| {
+                let request = self
+                    .client
+                    .put(format!("{}/units/tenant-{i:05}/tenancy", self.base))
+                    .bearer_auth(&self.token)
+                    .json(
+                        &json!({"crm_tenant_id": format!("T{i}"), "name": "Bench Tenant",
                               "phone": phone(i), "access_code": "4321"}),
-                );
-            async move { ok(request.send().await).await }
-        })
+                    );
+                async move { ok(request.send().await).await }
+            },
+        )
         .await;
         if row.errors > 0 {
             bail!("{} tenancies could not be seeded", row.errors);
@@ -251,7 +261,7 @@ impl Bench {
         tokens: &Mutex<Vec<String>>,
     ) -> Row {
         let scenario = format!("OTP send + verify (one login), {concurrency} connections");
-        closed_loop_count(scenario, concurrency, phones, |i| {
+        closed_loop(scenario, concurrency, Until::Count(phones), |i| {
             let client = self.client.clone();
             let base = self.base.clone();
             async move {
@@ -299,7 +309,7 @@ impl Bench {
         duration: Duration,
     ) -> Row {
         let scenario = format!("GET /tenant/access, {concurrency} connections");
-        closed_loop(scenario, concurrency, duration, |i| {
+        closed_loop(scenario, concurrency, Until::Elapsed(duration), |i| {
             let request = self
                 .client
                 .get(format!("{}/tenant/access", self.base))
@@ -325,19 +335,31 @@ async fn ok(result: reqwest::Result<reqwest::Response>) -> bool {
     }
 }
 
+/// When a closed loop stops.
+#[derive(Clone, Copy)]
+enum Until {
+    /// After a two-second warm-up (not measured) and then this long.
+    Elapsed(Duration),
+    /// After request `i` for every i below this (all measured).
+    Count(usize),
+}
+
 /// Runs `request(i)` on `concurrency` workers, each sending its next request when the previous
-/// answers, for `duration` after a two-second warm-up; latencies from the warm-up are dropped.
+/// answers, until `until`.
 async fn closed_loop<'a, F, Fut>(
     scenario: String,
     concurrency: usize,
-    duration: Duration,
+    until: Until,
     request: F,
 ) -> Row
 where
     F: Fn(usize) -> Fut + Sync,
     Fut: std::future::Future<Output = bool> + 'a,
 {
-    let warm_up = Duration::from_secs(2);
+    let warm_up = match until {
+        Until::Elapsed(_) => Duration::from_secs(2),
+        Until::Count(_) => Duration::ZERO,
+    };
     let start = Instant::now();
     let workers = (0..concurrency).map(|worker| {
         let request = &request;
@@ -345,7 +367,10 @@ where
             let mut latencies = Vec::new();
             let mut errors = 0;
             let mut i = worker;
-            while start.elapsed() < warm_up + duration {
+            while match until {
+                Until::Elapsed(duration) => start.elapsed() < warm_up + duration,
+                Until::Count(total) => i < total,
+            } {
                 let sent = Instant::now();
                 let success = request(i).await;
                 i += concurrency;
@@ -357,42 +382,12 @@ where
             (latencies, errors)
         }
     });
-    collect(
-        scenario,
-        duration.as_secs_f64(),
-        futures_join(workers).await,
-    )
-}
-
-/// Runs `request(i)` for i in 0..total on `concurrency` workers (no warm-up, every request counts).
-async fn closed_loop_count<'a, F, Fut>(
-    scenario: String,
-    concurrency: usize,
-    total: usize,
-    request: F,
-) -> Row
-where
-    F: Fn(usize) -> Fut + Sync,
-    Fut: std::future::Future<Output = bool> + 'a,
-{
-    let start = Instant::now();
-    let workers = (0..concurrency).map(|worker| {
-        let request = &request;
-        async move {
-            let mut latencies = Vec::new();
-            let mut errors = 0;
-            let mut i = worker;
-            while i < total {
-                let sent = Instant::now();
-                errors += usize::from(!request(i).await);
-                latencies.push(sent.elapsed());
-                i += concurrency;
-            }
-            (latencies, errors)
-        }
-    });
     let results = futures_join(workers).await;
-    collect(scenario, start.elapsed().as_secs_f64(), results)
+    let seconds = match until {
+        Until::Elapsed(duration) => duration.as_secs_f64(),
+        Until::Count(_) => start.elapsed().as_secs_f64(),
+    };
+    collect(scenario, seconds, results)
 }
 
 fn collect(scenario: String, seconds: f64, results: Vec<(Vec<Duration>, usize)>) -> Row {

@@ -3,10 +3,12 @@
 //! lifetime and their resend cooldown. Deletes run in bounded batches so no statement holds many
 //! locks for long, and requests run in between.
 
-use std::future::Future;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use sqlx::postgres::PgArguments;
+use sqlx::query::Query;
+use sqlx::{PgPool, Postgres};
 
 use crate::http::{AppState, Result};
 
@@ -17,48 +19,39 @@ const BATCH: i64 = 1000;
 pub async fn purge_expired(state: &AppState, now: DateTime<Utc>, batch: i64) -> Result<u64> {
     let db = &state.db;
     let cooldown_passed = now - state.config.otp_resend_cooldown;
-    let idempotency = in_batches(batch, || async {
-        Ok(sqlx::query!(
+    let idempotency = in_batches(db, batch, || {
+        sqlx::query!(
             "DELETE FROM idempotency_keys WHERE (company_id, idempotency_key) IN (
                  SELECT company_id, idempotency_key FROM idempotency_keys
                  WHERE expires_at <= $1 LIMIT $2)",
             now,
             batch,
         )
-        .execute(db)
-        .await?
-        .rows_affected())
     })
     .await?;
-    let sessions = in_batches(batch, || async {
-        Ok(sqlx::query!(
+    let sessions = in_batches(db, batch, || {
+        sqlx::query!(
             "DELETE FROM admin_sessions WHERE id IN (
                  SELECT id FROM admin_sessions
                  WHERE expires_at <= $1 OR revoked_at IS NOT NULL LIMIT $2)",
             now,
             batch,
         )
-        .execute(db)
-        .await?
-        .rows_affected())
     })
     .await?;
-    let tenant_tokens = in_batches(batch, || async {
-        Ok(sqlx::query!(
+    let tenant_tokens = in_batches(db, batch, || {
+        sqlx::query!(
             "DELETE FROM tenant_tokens WHERE id IN (
                  SELECT id FROM tenant_tokens
                  WHERE expires_at <= $1 OR revoked_at IS NOT NULL LIMIT $2)",
             now,
             batch,
         )
-        .execute(db)
-        .await?
-        .rows_affected())
     })
     .await?;
     // A challenge also carries the resend cooldown, so it stays until that has passed too.
-    let challenges = in_batches(batch, || async {
-        Ok(sqlx::query!(
+    let challenges = in_batches(db, batch, || {
+        sqlx::query!(
             "DELETE FROM otp_challenges WHERE phone_e164 IN (
                  SELECT phone_e164 FROM otp_challenges
                  WHERE expires_at <= $1 AND sent_at <= $2 LIMIT $3)",
@@ -66,23 +59,21 @@ pub async fn purge_expired(state: &AppState, now: DateTime<Utc>, batch: i64) -> 
             cooldown_passed,
             batch,
         )
-        .execute(db)
-        .await?
-        .rows_affected())
     })
     .await?;
     Ok(idempotency + sessions + tenant_tokens + challenges)
 }
 
-/// Runs `delete_batch` until a batch deletes fewer than `batch` rows; returns the total.
-async fn in_batches<F, Fut>(batch: i64, mut delete_batch: F) -> Result<u64>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<u64>>,
-{
+/// Runs the `DELETE … LIMIT batch` statement until it deletes fewer than `batch` rows; returns the
+/// total.
+async fn in_batches<'q>(
+    db: &PgPool,
+    batch: i64,
+    statement: impl Fn() -> Query<'q, Postgres, PgArguments>,
+) -> Result<u64> {
     let mut total = 0;
     loop {
-        let deleted = delete_batch().await?;
+        let deleted = statement().execute(db).await?.rows_affected();
         total += deleted;
         if deleted < batch as u64 {
             return Ok(total);

@@ -207,6 +207,26 @@ impl TestApp {
             .await
     }
 
+    /// Unit `A` (location `dt`) rented by Jane (+15551234567), pushed with the API token `pms`.
+    pub async fn unit_rented_by_jane(&self, pms: &str) {
+        let synced = self
+            .patch(
+                "/units",
+                pms,
+                json!({"units": [{"crm_unit_id": "A", "crm_location_id": "dt"}]}),
+            )
+            .await;
+        assert_eq!(synced.status, StatusCode::OK);
+        let rented = self
+            .put(
+                "/units/A/tenancy",
+                pms,
+                json!({"crm_tenant_id": "T", "name": "Jane", "phone": "+15551234567"}),
+            )
+            .await;
+        assert_eq!(rented.status, StatusCode::OK);
+    }
+
     /// `POST /auth/phone` for a US number (`country_code` 1).
     pub async fn request_code(&self, national: &str) -> TestResponse {
         self.post(

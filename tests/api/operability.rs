@@ -256,18 +256,7 @@ async fn expired_sessions_tokens_and_codes_are_purged(db: PgPool) {
     app.request(reqwest::Method::POST, "/admin/sign-out", Some(&other), None)
         .await;
     let (_, pms) = app.company_with_token("Acme").await;
-    app.patch(
-        "/units",
-        &pms,
-        json!({"units": [{"crm_unit_id": "A", "crm_location_id": "dt"}]}),
-    )
-    .await;
-    app.put(
-        "/units/A/tenancy",
-        &pms,
-        json!({"crm_tenant_id": "T", "name": "Jane", "phone": "+15551234567"}),
-    )
-    .await;
+    app.unit_rented_by_jane(&pms).await;
     assert_eq!(app.request_code("5551234567").await.status, StatusCode::OK);
     for (days, hash) in [(1, 1u8), (3, 2)] {
         sqlx::query(

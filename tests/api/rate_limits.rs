@@ -120,18 +120,7 @@ async fn a_sixth_verify_of_a_dead_code_is_a_429_not_a_422(db: PgPool) {
 async fn a_limited_otp_request_sends_no_sms(db: PgPool) {
     let app = spawn_app_with(db, &[("KISS_RATE_LIMIT_OTP_SEND", "1/60s")]).await;
     let (_, pms) = app.company_with_token("Acme").await;
-    app.patch(
-        "/units",
-        &pms,
-        json!({"units": [{"crm_unit_id": "A", "crm_location_id": "dt"}]}),
-    )
-    .await;
-    app.put(
-        "/units/A/tenancy",
-        &pms,
-        json!({"crm_tenant_id": "T", "name": "Jane", "phone": "+15551234567"}),
-    )
-    .await;
+    app.unit_rented_by_jane(&pms).await;
     assert_eq!(app.request_code("5551234567").await.status, StatusCode::OK);
     let sent_at: chrono::DateTime<chrono::Utc> =
         sqlx::query_scalar("SELECT sent_at FROM otp_challenges")
