@@ -41,7 +41,7 @@ async fn main() -> anyhow::Result<()> {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(32);
-    kiss_auth::sms::install_crypto_provider();
+    kiss_auth::infra::sms::install_crypto_provider();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(concurrency * 2)
         .build()?;

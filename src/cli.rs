@@ -12,12 +12,16 @@ use sqlx::PgPool;
 use tokio::net::TcpListener;
 use uuid::Uuid;
 
-use crate::clock::SharedClock;
-use crate::config::Config;
-use crate::crypto::SecretHasher;
-use crate::http::extract::{FromJsonBody, parse};
-use crate::http::{self, AppState, Error};
-use crate::{admin, api_tokens, companies, db, telemetry};
+use crate::app;
+use crate::domain::Error;
+use crate::features::admin::{self, NewAdmin};
+use crate::features::api_tokens::{self, NewApiToken};
+use crate::features::companies::{self, NewCompany};
+use crate::http::AppState;
+use crate::infra::clock::SharedClock;
+use crate::infra::config::Config;
+use crate::infra::crypto::SecretHasher;
+use crate::infra::{db, telemetry};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -125,7 +129,7 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Company {
             command: CompanyCommand::Create { name },
         } => {
-            let new = body::<companies::NewCompany>(json!({ "name": name }))?;
+            let new = NewCompany::named(name).map_err(cli_error)?;
             print(
                 &companies::create(&pool, new, now())
                     .await
@@ -139,10 +143,12 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<()> {
                 Some(raw) => Some(company_id(&pool, &raw).await?),
                 None => None,
             };
-            let password = read_password()?;
-            let admin = admin::create(&pool, &email, password, company_id, now())
-                .await
-                .map_err(cli_error)?;
+            let new = NewAdmin {
+                email,
+                password: read_password()?,
+                company_id,
+            };
+            let admin = admin::create(&pool, new, now()).await.map_err(cli_error)?;
             print(&admin)
         }
         Command::Token {
@@ -154,7 +160,7 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<()> {
                 );
             }
             let company_id = company_id(&pool, &company).await?;
-            let new = body::<api_tokens::NewApiToken>(json!({ "name": name }))?;
+            let new = NewApiToken::named(name).map_err(cli_error)?;
             let hasher = SecretHasher::new(config.app_key.clone());
             let token = api_tokens::create(&pool, &hasher, company_id, new, now())
                 .await
@@ -176,10 +182,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = TcpListener::bind(config.bind)
         .await
         .with_context(|| format!("cannot listen on KISS_BIND={}", config.bind))?;
-    tracing::info!(address = %listener.local_addr()?, migrations_applied = applied, "kiss-auth is listening");
+    let address = listener.local_addr()?;
+    tracing::info!(%address, migrations_applied = applied, "kiss-auth is listening");
+    // The bound address on stdout, for whoever started the server with port 0.
+    print(&json!({ "listening": address.to_string() }))?;
     let state = AppState::new(pool.clone(), config, SharedClock::system())?;
-    let purger = crate::maintenance::spawn(state.clone(), PURGE_EVERY);
-    http::serve(listener, state, shutdown_signal()).await?;
+    let purger = app::maintenance::spawn(state.clone(), PURGE_EVERY);
+    app::serve(listener, state, shutdown_signal()).await?;
     purger.abort();
     pool.close().await;
     tracing::info!("kiss-auth stopped");
@@ -209,12 +218,6 @@ async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutting down: finishing requests in flight");
-}
-
-/// Validates command-line input exactly as the HTTP body of the same operation would be.
-fn body<T: FromJsonBody>(value: serde_json::Value) -> anyhow::Result<T> {
-    let object = value.as_object().cloned().unwrap_or_default();
-    parse(&object).map_err(cli_error)
 }
 
 /// A company id given on the command line, checked to exist.
@@ -255,6 +258,6 @@ fn print(value: &impl Serialize) -> anyhow::Result<()> {
 fn cli_error(err: Error) -> anyhow::Error {
     match err {
         Error::Internal(cause) => cause,
-        other => anyhow::anyhow!(other.message()),
+        other => anyhow::anyhow!(crate::http::error::message(&other)),
     }
 }

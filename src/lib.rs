@@ -1,25 +1,24 @@
 //! kiss-auth: authentication for self-storage operators. PMS servers push units and tenancies with
 //! company API tokens; white-label apps log tenants in by phone and SMS code; administrators
 //! manage companies and tokens.
+//!
+//! The modules are layers; each uses only the ones below it (`docs/architecture.md`, checked by
+//! the `architecture` test):
+//!
+//! | layer | modules |
+//! | --- | --- |
+//! | command line | `cli` |
+//! | assembly | `app` |
+//! | features | `features` |
+//! | HTTP plumbing | `http` |
+//! | shared services | `services` |
+//! | leaves | `infra` |
+//! | domain | `domain` |
 
-pub mod admin;
-pub mod api_tokens;
+pub mod app;
 pub mod cli;
-pub mod clock;
-pub mod companies;
-pub mod config;
-pub mod crypto;
-pub mod db;
-pub mod health;
+pub mod domain;
+pub mod features;
 pub mod http;
-pub mod idempotency;
-pub mod maintenance;
-pub mod otp_login;
-pub mod phone;
-pub mod rate_limit;
-pub mod sms;
-pub mod telemetry;
-pub mod tenancies;
-pub mod tenant_access;
-pub mod units;
-pub mod validation;
+pub mod infra;
+pub mod services;

@@ -1,24 +1,14 @@
-//! Bearer authentication, one extractor per token kind. Each checks its token with one indexed
-//! lookup by id and a constant-time comparison of the secret's keyed hash; a token of another kind
-//! never parses, so it is a 401 wherever it is sent.
+//! Bearer authentication as extractors, one per token kind; the checks themselves live in
+//! `services::auth`. A PMS write's stack authenticates first and leaves the identity in
+//! the request's extensions, where the extractor finds it again.
 
 use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
-use chrono::{DateTime, TimeDelta, Utc};
-use uuid::Uuid;
 
-use super::{AppState, Error, Result};
-use crate::admin::{self, Admin};
-use crate::{api_tokens, otp_login};
-
-/// `last_used_at` is written at most this often per token, so a busy token costs no write per request.
-const LAST_USED_GRANULARITY: TimeDelta = TimeDelta::seconds(60);
-
-/// Whether a token's `last_used_at` is old enough to be worth writing again.
-pub fn last_use_is_stale(last_used_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
-    last_used_at.is_none_or(|used| now - used >= LAST_USED_GRANULARITY)
-}
+use super::AppState;
+use crate::domain::{Error, Result};
+use crate::services::auth::{self, AdminAuth, CompanyAuth, TenantAuth};
 
 /// The bearer token of the request, or the 401 for a request without one.
 pub fn bearer_token(parts: &Parts) -> Result<&str> {
@@ -38,21 +28,8 @@ pub fn bearer_token(parts: &Parts) -> Result<&str> {
     Ok(token.trim())
 }
 
-/// A signed-in administrator (admin token).
-#[derive(Debug, Clone)]
-pub struct AdminAuth {
-    pub session_id: Uuid,
-    pub admin: Admin,
-}
-
-impl AdminAuth {
-    /// Only super admins may act across companies.
-    pub fn require_super_admin(&self) -> Result<()> {
-        match self.admin.company_id {
-            None => Ok(()),
-            Some(_) => Err(Error::Forbidden),
-        }
-    }
+fn refused<T>(found: Option<T>) -> Result<T> {
+    found.ok_or(Error::Unauthorized { token_sent: true })
 }
 
 impl FromRequestParts<AppState> for AdminAuth {
@@ -61,17 +38,8 @@ impl FromRequestParts<AppState> for AdminAuth {
     #[tracing::instrument(name = "admin_auth", skip_all)]
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
         let token = bearer_token(parts)?;
-        admin::sessions::authenticate(state, token)
-            .await?
-            .ok_or(Error::Unauthorized { token_sent: true })
+        refused(auth::authenticate_admin(&state.db, &state.hasher, token, state.clock.now()).await?)
     }
-}
-
-/// A PMS server acting for one company (API token).
-#[derive(Debug, Clone, Copy)]
-pub struct CompanyAuth {
-    pub company_id: Uuid,
-    pub token_id: Uuid,
 }
 
 impl FromRequestParts<AppState> for CompanyAuth {
@@ -79,22 +47,16 @@ impl FromRequestParts<AppState> for CompanyAuth {
 
     #[tracing::instrument(name = "api_token_auth", skip_all)]
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
-        // The per-company rate limit runs first and has already authenticated the token.
         if let Some(auth) = parts.extensions.get::<CompanyAuth>() {
             return Ok(*auth);
         }
         let token = bearer_token(parts)?;
-        api_tokens::authenticate(state, token)
-            .await?
-            .ok_or(Error::Unauthorized { token_sent: true })
+        let auth = refused(
+            auth::authenticate_api(&state.db, &state.hasher, token, state.clock.now()).await?,
+        )?;
+        parts.extensions.insert(auth);
+        Ok(auth)
     }
-}
-
-/// A tenant logged in by OTP (tenant token).
-#[derive(Debug, Clone)]
-pub struct TenantAuth {
-    pub token_id: i64,
-    pub tenant_id: String,
 }
 
 impl FromRequestParts<AppState> for TenantAuth {
@@ -103,8 +65,24 @@ impl FromRequestParts<AppState> for TenantAuth {
     #[tracing::instrument(name = "tenant_auth", skip_all)]
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
         let token = bearer_token(parts)?;
-        otp_login::tokens::authenticate(state, token)
-            .await?
-            .ok_or(Error::Unauthorized { token_sent: true })
+        refused(
+            auth::authenticate_tenant(&state.db, &state.hasher, token, state.clock.now()).await?,
+        )
     }
+}
+
+/// Middleware for the PMS writes: the API token is checked before anything else (and before the
+/// body is read), and the identity is left in the request for the layers and the handler.
+pub async fn require_api_token(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let (mut parts, body) = request.into_parts();
+    if let Err(err) = CompanyAuth::from_request_parts(&mut parts, &state).await {
+        return err.into_response();
+    }
+    next.run(axum::extract::Request::from_parts(parts, body))
+        .await
 }

@@ -1,77 +1,101 @@
-//! Request body extraction: JSON objects read under the body limit and answered in the contract's
-//! shape when malformed (400), of the wrong type (415) or too large (413).
+//! Request bodies: read once under the body limit, parsed once into the input's raw form, then
+//! validated. A malformed body is a 400, one of the wrong type a 415, one too large a 413, and a
+//! body that parses but breaks a rule a 422 naming every bad field.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
-use axum::http::{StatusCode, header};
-use serde_json::{Map, Value};
+use axum::http::{HeaderMap, StatusCode, header};
+use serde::de::{DeserializeOwned, IgnoredAny};
 
-use super::error::{Error, ValidationErrors};
+use crate::domain::Error;
+use crate::domain::validation::Validate;
 
-/// A request body parsed from JSON into a typed value, with field-by-field validation.
-pub trait FromJsonBody: Sized {
-    fn from_json(body: &Map<String, Value>, errors: &mut ValidationErrors) -> Option<Self>;
-}
+/// A validated body: `Input(sign_in): Input<SignIn>`.
+pub struct Input<T>(pub T);
 
-/// Extracts and validates a body: `Valid(body): Valid<SignIn>`.
-pub struct Valid<T>(pub T);
+/// A body parsed but not yet validated, for handlers that authorise before they validate:
+/// `Body(raw): Body<NewCompanyBody>`, then `NewCompany::from_raw(&raw)?`.
+pub struct Body<R>(pub R);
 
-impl<S: Send + Sync, T: FromJsonBody> FromRequest<S> for Valid<T> {
+impl<S: Send + Sync, R: DeserializeOwned> FromRequest<S> for Body<R> {
     type Rejection = Error;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Error> {
-        let JsonObject(body) = JsonObject::from_request(req, state).await?;
-        parse(&body).map(Valid)
+        read_json(req, state).await.map(Body)
     }
 }
 
-/// Parses and validates a body already read (for handlers that authorise before validating).
-pub fn parse<T: FromJsonBody>(body: &Map<String, Value>) -> Result<T, Error> {
-    let mut errors = ValidationErrors::new();
-    let value = T::from_json(body, &mut errors);
-    match value {
-        Some(value) if errors.is_empty() => Ok(value),
-        _ if errors.is_empty() => Err(Error::Internal(anyhow::anyhow!(
-            "a body parser returned nothing without recording an error"
-        ))),
-        _ => Err(Error::Validation(errors)),
-    }
-}
+/// A body a layer already parsed (a rate limit keyed by a body field), left in the request's
+/// extensions for the handler's [`Input`] so the body is parsed once.
+#[derive(Clone)]
+pub struct ParsedBody<R>(pub R);
 
-/// The body as a JSON object. An empty body reads as `{}`, so a missing field is a 422 naming it.
-pub struct JsonObject(pub Map<String, Value>);
-
-impl<S: Send + Sync> FromRequest<S> for JsonObject {
+impl<S: Send + Sync, T: Validate> FromRequest<S> for Input<T>
+where
+    T::Raw: Clone + Sync,
+{
     type Rejection = Error;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Error> {
-        let is_json = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|value| value.to_str().ok())
-            .is_some_and(is_json_media_type);
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            match rejection.status() {
+    async fn from_request(mut req: Request, state: &S) -> Result<Self, Error> {
+        let raw = match req.extensions_mut().remove::<ParsedBody<T::Raw>>() {
+            Some(ParsedBody(raw)) => raw,
+            None => read_json(req, state).await?,
+        };
+        T::from_raw(&raw).map(Input)
+    }
+}
+
+/// Reads the body (under the route's limit) and parses it into `R`.
+async fn read_json<R: DeserializeOwned, S: Send + Sync>(
+    req: Request,
+    state: &S,
+) -> Result<R, Error> {
+    let headers = req.headers().clone();
+    let bytes =
+        Bytes::from_request(req, state)
+            .await
+            .map_err(|rejection| match rejection.status() {
                 StatusCode::PAYLOAD_TOO_LARGE => Error::PayloadTooLarge,
                 _ => Error::BadRequest("The request body could not be read.".into()),
-            }
-        })?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok(JsonObject(Map::new()));
-        }
-        if !is_json {
-            return Err(Error::UnsupportedMediaType);
-        }
-        match serde_json::from_slice(&bytes) {
-            Ok(Value::Object(object)) => Ok(JsonObject(object)),
-            Ok(_) => Err(Error::BadRequest(
-                "The request body must be a JSON object.".into(),
-            )),
-            Err(err) => Err(Error::BadRequest(format!(
-                "The request body is not valid JSON: {err}."
-            ))),
-        }
+            })?;
+    parse_json_body(&headers, &bytes)
+}
+
+/// Parses a body into `R`, which must come from a JSON object sent as JSON. An empty body reads
+/// as `{}`, so a missing field is a 422 naming it.
+pub fn parse_json_body<R: DeserializeOwned>(headers: &HeaderMap, bytes: &[u8]) -> Result<R, Error> {
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(is_json_media_type);
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    let Some(&first) = first else {
+        return parse(b"{}");
+    };
+    if !is_json {
+        return Err(Error::UnsupportedMediaType);
     }
+    if first != b'{' {
+        // Arrays and scalars are refused even where a struct could be read from an array.
+        return Err(match serde_json::from_slice::<IgnoredAny>(bytes) {
+            Ok(_) => Error::BadRequest("The request body must be a JSON object.".into()),
+            Err(err) => not_json(&err),
+        });
+    }
+    parse(bytes)
+}
+
+fn parse<R: DeserializeOwned>(bytes: &[u8]) -> Result<R, Error> {
+    serde_json::from_slice(bytes).map_err(|err| match err.classify() {
+        serde_json::error::Category::Data => {
+            Error::BadRequest(format!("The request body could not be read: {err}."))
+        }
+        _ => not_json(&err),
+    })
+}
+
+fn not_json(err: &serde_json::Error) -> Error {
+    Error::BadRequest(format!("The request body is not valid JSON: {err}."))
 }
 
 /// `application/json`, any `+json` type, with or without parameters such as `charset`.

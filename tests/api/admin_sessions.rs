@@ -7,20 +7,12 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 use sqlx::PgPool;
 
-use crate::helpers::{ADMIN_PASSWORD, spawn_app, spawn_app_with};
+use crate::helpers::{ADMIN_PASSWORD, create_admin, spawn_app, spawn_app_with};
 
 #[sqlx::test]
 async fn a_super_admin_signs_in_and_gets_a_token_for_twelve_hours(db: PgPool) {
     let app = spawn_app(db).await;
-    let admin = kiss_auth::admin::create(
-        &app.db,
-        "root@example.com",
-        ADMIN_PASSWORD.into(),
-        None,
-        app.clock_now(),
-    )
-    .await
-    .unwrap();
+    let admin = create_admin(&app.db, "root@example.com", None, app.clock_now()).await;
 
     let response = app.sign_in("root@example.com", ADMIN_PASSWORD).await;
 
@@ -72,15 +64,7 @@ async fn e_mail_addresses_match_whatever_their_case(db: PgPool) {
 async fn failed_sign_ins_look_the_same_whatever_the_cause(db: PgPool) {
     let app = spawn_app(db).await;
     app.super_admin_token().await;
-    kiss_auth::admin::create(
-        &app.db,
-        "gone@example.com",
-        ADMIN_PASSWORD.into(),
-        None,
-        app.clock_now(),
-    )
-    .await
-    .unwrap();
+    create_admin(&app.db, "gone@example.com", None, app.clock_now()).await;
     sqlx::query("UPDATE admins SET disabled_at = now() WHERE email = 'gone@example.com'")
         .execute(&app.db)
         .await

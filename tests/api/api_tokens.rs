@@ -1,7 +1,6 @@
 //! Company API tokens: created, listed, revoked (CONTRACT §2, §3), and checked as bearer tokens.
 
 use chrono::TimeDelta;
-use kiss_auth::api_tokens;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -11,9 +10,8 @@ use crate::helpers::{TestApp, spawn_app};
 
 /// The company an API token authenticates as, checked through the same function the PMS routes use.
 async fn company_of(app: &TestApp, token: &str) -> Option<Uuid> {
-    api_tokens::authenticate(&app.state, token)
+    app.authenticate_api_token(token)
         .await
-        .unwrap()
         .map(|auth| auth.company_id)
 }
 

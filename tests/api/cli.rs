@@ -55,7 +55,7 @@ fn run_err(db: &PgPool, args: &[&str], stdin: &str) -> String {
 #[sqlx::test(migrations = false)]
 async fn migrate_applies_every_migration_once(db: PgPool) {
     let first = run_ok(&db, &["migrate"], "");
-    let expected = kiss_auth::db::MIGRATOR.iter().count();
+    let expected = kiss_auth::infra::db::MIGRATOR.iter().count();
     assert_eq!(first, json!({"applied": expected}));
     assert_eq!(run_ok(&db, &["migrate"], ""), json!({"applied": 0}));
     let tables: i64 = sqlx::query_scalar(
@@ -207,9 +207,9 @@ async fn token_create_prints_a_token_the_server_accepts(db: PgPool) {
         "",
     );
     assert_eq!(token["name"], "production-sync");
-    let auth = kiss_auth::api_tokens::authenticate(&app.state, token["token"].as_str().unwrap())
+    let auth = app
+        .authenticate_api_token(token["token"].as_str().unwrap())
         .await
-        .unwrap()
         .expect("the server (same KISS_APP_KEY) accepts the token");
     assert_eq!(auth.company_id.to_string(), company_id);
 

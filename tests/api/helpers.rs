@@ -3,9 +3,13 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, TimeZone, Utc};
-use kiss_auth::clock::{ManualClock, SharedClock};
-use kiss_auth::config::Config;
-use kiss_auth::http::{self, AppState};
+use kiss_auth::app;
+use kiss_auth::features::admin::{self, Admin, NewAdmin};
+use kiss_auth::features::api_tokens::{self, NewApiToken};
+use kiss_auth::features::companies::{self, NewCompany};
+use kiss_auth::http::AppState;
+use kiss_auth::infra::clock::{ManualClock, SharedClock};
+use kiss_auth::infra::config::Config;
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -73,7 +77,7 @@ pub async fn spawn_app_with(db: PgPool, overrides: &[(&str, &str)]) -> TestApp {
     .expect("the app state builds");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(http::serve(listener, state.clone(), std::future::pending()));
+    tokio::spawn(app::serve(listener, state.clone(), std::future::pending()));
     TestApp {
         address,
         client: http_client(),
@@ -131,15 +135,7 @@ impl TestApp {
 
     /// Creates an admin (a super admin when `company_id` is `None`) and returns its admin token.
     pub async fn admin_token(&self, email: &str, company_id: Option<Uuid>) -> String {
-        kiss_auth::admin::create(
-            &self.db,
-            email,
-            ADMIN_PASSWORD.to_owned(),
-            company_id,
-            self.clock_now(),
-        )
-        .await
-        .expect("admin is created");
+        create_admin(&self.db, email, company_id, self.clock_now()).await;
         let response = self.sign_in(email, ADMIN_PASSWORD).await;
         assert_eq!(response.status, StatusCode::OK, "{:?}", response.body);
         response.body["data"]["token"].as_str().unwrap().to_owned()
@@ -178,18 +174,14 @@ impl TestApp {
     /// A company made directly through the library, with an API token for it.
     pub async fn company_with_token(&self, name: &str) -> (Uuid, String) {
         let now = self.clock_now();
-        let company = kiss_auth::companies::create(
-            &self.db,
-            kiss_auth::companies::NewCompany { name: name.into() },
-            now,
-        )
-        .await
-        .unwrap();
-        let token = kiss_auth::api_tokens::create(
+        let company = companies::create(&self.db, NewCompany { name: name.into() }, now)
+            .await
+            .unwrap();
+        let token = api_tokens::create(
             &self.db,
             &self.state.hasher,
             company.id,
-            kiss_auth::api_tokens::NewApiToken { name: "pms".into() },
+            NewApiToken { name: "pms".into() },
             now,
         )
         .await
@@ -238,8 +230,23 @@ impl TestApp {
     }
 
     pub fn clock_now(&self) -> DateTime<Utc> {
-        use kiss_auth::clock::Clock;
+        use kiss_auth::infra::clock::Clock;
         self.clock.now()
+    }
+
+    /// The company behind an API token, as the server's check finds it.
+    pub async fn authenticate_api_token(
+        &self,
+        token: &str,
+    ) -> Option<kiss_auth::services::auth::CompanyAuth> {
+        kiss_auth::services::auth::authenticate_api(
+            &self.db,
+            &self.state.hasher,
+            token,
+            self.clock_now(),
+        )
+        .await
+        .unwrap()
     }
 
     pub async fn count(&self, table: &str) -> i64 {
@@ -248,6 +255,21 @@ impl TestApp {
             .await
             .unwrap()
     }
+}
+
+/// Creates an admin with `ADMIN_PASSWORD` through the library (a super admin without a company).
+pub async fn create_admin(
+    db: &PgPool,
+    email: &str,
+    company_id: Option<Uuid>,
+    now: DateTime<Utc>,
+) -> Admin {
+    let new = NewAdmin {
+        email: email.to_owned(),
+        password: ADMIN_PASSWORD.to_owned(),
+        company_id,
+    };
+    admin::create(db, new, now).await.expect("admin is created")
 }
 
 /// The URL of the database behind a test pool (for processes that need to reach it).
@@ -305,7 +327,7 @@ pub async fn start_server_logging_to(
 
 /// An HTTP client for tests (reqwest needs the process's TLS crypto provider installed first).
 pub fn http_client() -> reqwest::Client {
-    kiss_auth::sms::install_crypto_provider();
+    kiss_auth::infra::sms::install_crypto_provider();
     reqwest::Client::new()
 }
 

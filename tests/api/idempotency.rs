@@ -516,7 +516,8 @@ async fn keys_expire_after_their_lifetime_and_are_purged(db: PgPool) {
     assert!(!reused.replayed());
 
     // "other" has expired; "old" was just stored again.
-    let purged = kiss_auth::maintenance::purge_expired(&app.state, app.clock_now(), 1)
+    let cooldown = app.state.config.otp_resend_cooldown;
+    let purged = kiss_auth::app::maintenance::purge_expired(&app.db, cooldown, app.clock_now(), 1)
         .await
         .unwrap();
     assert_eq!(purged, 1);

@@ -128,15 +128,7 @@ async fn logs_are_json_lines_and_never_contain_a_secret(db: PgPool) {
     };
     use reqwest::Method;
 
-    kiss_auth::admin::create(
-        &db,
-        "root@example.com",
-        ADMIN_PASSWORD.into(),
-        None,
-        chrono::Utc::now(),
-    )
-    .await
-    .unwrap();
+    crate::helpers::create_admin(&db, "root@example.com", None, chrono::Utc::now()).await;
     let signed_in = call(
         Method::POST,
         "/admin/sign-in",
@@ -244,9 +236,14 @@ async fn logs_are_json_lines_and_never_contain_a_secret(db: PgPool) {
 #[sqlx::test]
 async fn expired_sessions_tokens_and_codes_are_purged(db: PgPool) {
     use chrono::TimeDelta;
-    use kiss_auth::maintenance::purge_expired;
+    use kiss_auth::app::maintenance::purge_expired;
     let app = spawn_app(db).await;
-    let purge = || async { purge_expired(&app.state, app.clock_now(), 2).await.unwrap() };
+    let cooldown = app.state.config.otp_resend_cooldown;
+    let purge = || async {
+        purge_expired(&app.db, cooldown, app.clock_now(), 2)
+            .await
+            .unwrap()
+    };
 
     let _root = app.super_admin_token().await;
     let other = app

@@ -213,7 +213,7 @@ async fn pms_writes_are_limited_per_company_and_per_scope(db: PgPool) {
 
 /// A client whose requests come from another loopback address.
 fn client_from(ip: Ipv4Addr) -> reqwest::Client {
-    kiss_auth::sms::install_crypto_provider();
+    kiss_auth::infra::sms::install_crypto_provider();
     reqwest::Client::builder()
         .local_address(IpAddr::V4(ip))
         .build()

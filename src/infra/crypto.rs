@@ -1,0 +1,132 @@
+//! Secrets: random tokens and codes, keyed hashes for high-entropy secrets, argon2 for passwords.
+//!
+//! Tokens and one-time codes are hashed with HMAC-SHA256 under `KISS_APP_KEY`, so the hot path stays
+//! fast and a stolen database alone cannot be used to check guesses. Passwords are low-entropy and
+//! get argon2id instead.
+
+use std::sync::OnceLock;
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash};
+use base64::Engine as _;
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+use super::config::AppKey;
+
+/// Keyed hashing of secrets under the application key.
+#[derive(Clone)]
+pub struct SecretHasher {
+    key: AppKey,
+}
+
+impl SecretHasher {
+    pub fn new(key: AppKey) -> Self {
+        SecretHasher { key }
+    }
+
+    /// HMAC-SHA256 of the parts, each length-prefixed so that ("ab", "c") and ("a", "bc") differ.
+    pub fn hash(&self, parts: &[&[u8]]) -> Vec<u8> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(self.key.as_bytes())
+            .expect("HMAC accepts keys of any length");
+        for part in parts {
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part);
+        }
+        mac.finalize().into_bytes().to_vec()
+    }
+
+    /// Whether `parts` hash to `expected`, compared in constant time.
+    pub fn verify(&self, parts: &[&[u8]], expected: &[u8]) -> bool {
+        constant_time_eq(&self.hash(parts), expected)
+    }
+}
+
+/// Equality whose timing does not depend on where the inputs differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.ct_eq(b).into()
+}
+
+/// 256 bits from the thread-local CSPRNG, as 43 URL-safe base64 characters.
+pub fn random_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::fill(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Splits a `<prefix><id>.<secret>` token (API and admin tokens) into its id and secret.
+pub fn split_token<'a>(token: &'a str, prefix: &str) -> Option<(&'a str, &'a str)> {
+    token
+        .strip_prefix(prefix)?
+        .split_once('.')
+        .filter(|(id, secret)| !id.is_empty() && !secret.is_empty())
+}
+
+/// Hashes a password with argon2id and a fresh salt. Slow by design: call it off the async runtime.
+pub fn hash_password(password: &str) -> anyhow::Result<String> {
+    Argon2::default()
+        .hash_password(password.as_bytes())
+        .map(|hash| hash.to_string())
+        .map_err(|err| anyhow::anyhow!("argon2 hashing failed: {err}"))
+}
+
+/// Checks a password against a stored PHC string. A malformed stored hash never matches.
+pub fn verify_password(password: &str, phc: &str) -> bool {
+    PasswordHash::new(phc)
+        .map(|hash| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &hash)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// A real argon2 hash of a random password, checked when the e-mail is unknown so that a failed
+/// sign-in costs the same whatever its cause.
+pub fn dummy_password_hash() -> &'static str {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    DUMMY.get_or_init(|| hash_password(&random_secret()).expect("argon2 hashes a random password"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_secrets_are_long_and_distinct() {
+        let a = random_secret();
+        assert_eq!(a.len(), 43);
+        assert_ne!(a, random_secret());
+    }
+
+    #[test]
+    fn keyed_hashes_depend_on_the_key_and_the_part_boundaries() {
+        let hasher = SecretHasher::new(AppKey::generate());
+        let other = SecretHasher::new(AppKey::generate());
+        let hash = hasher.hash(&[b"ab", b"c"]);
+        assert!(hasher.verify(&[b"ab", b"c"], &hash));
+        assert!(!hasher.verify(&[b"a", b"bc"], &hash));
+        assert!(!other.verify(&[b"ab", b"c"], &hash));
+    }
+
+    #[test]
+    fn tokens_split_only_with_their_own_prefix() {
+        assert_eq!(
+            split_token("kat_abc.s3cr3t", "kat_"),
+            Some(("abc", "s3cr3t"))
+        );
+        assert_eq!(split_token("kadm_abc.s3cr3t", "kat_"), None);
+        assert_eq!(split_token("kat_abc", "kat_"), None);
+        assert_eq!(split_token("kat_.s3cr3t", "kat_"), None);
+    }
+
+    #[test]
+    fn passwords_verify_only_against_their_own_hash() {
+        let hash = hash_password("correct horse battery").unwrap();
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse battery", &hash));
+        assert!(!verify_password("wrong horse battery", &hash));
+        assert!(!verify_password("anything", "not a phc string"));
+    }
+}

@@ -1,0 +1,246 @@
+//! Rate limits (CONTRACT §7): at most N requests let through in any rolling window, per scope and
+//! key, in one process (`memory`) or shared by every process through Redis (`redis`). Refused
+//! requests do not count. This is the counting engine; the HTTP layer (`http::rate_limit`) applies it to
+//! routes and writes the `RateLimit-Policy` / `RateLimit` headers.
+
+mod memory;
+mod redis;
+
+use secrecy::ExposeSecret as _;
+
+use crate::domain::Error;
+use crate::infra::clock::SharedClock;
+use crate::infra::config::{Config, RateLimit, RateLimitBackend, RateLimits};
+
+/// What a limit is about; its name appears in the `RateLimit` headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    OtpSend,
+    OtpVerify,
+    PmsBulk,
+    PmsUnit,
+    AdminSignInEmail,
+    AdminSignInIp,
+}
+
+impl Scope {
+    pub fn name(self) -> &'static str {
+        match self {
+            Scope::OtpSend => "otp_send",
+            Scope::OtpVerify => "otp_verify",
+            Scope::PmsBulk => "pms_bulk",
+            Scope::PmsUnit => "pms_unit",
+            Scope::AdminSignInEmail => "admin_sign_in_email",
+            Scope::AdminSignInIp => "admin_sign_in_ip",
+        }
+    }
+
+    fn limit(self, limits: &RateLimits) -> RateLimit {
+        match self {
+            Scope::OtpSend => limits.otp_send,
+            Scope::OtpVerify => limits.otp_verify,
+            Scope::PmsBulk => limits.pms_bulk,
+            Scope::PmsUnit => limits.pms_unit,
+            Scope::AdminSignInEmail | Scope::AdminSignInIp => limits.admin_sign_in,
+        }
+    }
+
+    /// Scopes that guard guessable secrets refuse requests when the shared limiter cannot be
+    /// reached; the PMS scopes (high-entropy tokens) let them through.
+    fn fails_closed(self) -> bool {
+        !matches!(self, Scope::PmsBulk | Scope::PmsUnit)
+    }
+}
+
+/// One key to count a request against.
+#[derive(Debug, Clone)]
+pub struct Check {
+    key: String,
+    max: u32,
+    window_ms: i64,
+}
+
+/// A backend's answer: whether the request was admitted, and each key's state afterwards.
+pub struct Outcome {
+    allowed: bool,
+    keys: Vec<KeyState>,
+}
+
+struct KeyState {
+    /// Requests counted in the window (including this one when admitted).
+    count: u32,
+    /// When the oldest counted request was let through.
+    oldest_ms: i64,
+}
+
+enum Backend {
+    Memory(memory::MemoryBackend),
+    Redis(redis::RedisBackend),
+}
+
+pub struct RateLimiter {
+    backend: Backend,
+    limits: RateLimits,
+    clock: SharedClock,
+}
+
+/// The limiter's verdict on one request, with what the headers report.
+pub struct Decision {
+    pub allowed: bool,
+    /// Seconds until a request would be let through (at least 1) when refused.
+    pub retry_after_secs: u64,
+    scopes: Vec<ScopeState>,
+}
+
+/// What the `RateLimit` headers say about one scope after this request.
+struct ScopeState {
+    scope: Scope,
+    limit: RateLimit,
+    remaining: u32,
+    reset_secs: u64,
+}
+
+impl RateLimiter {
+    pub fn new(config: &Config, clock: SharedClock) -> anyhow::Result<Self> {
+        let backend = match config.rate_limit_backend {
+            RateLimitBackend::Memory => Backend::Memory(memory::MemoryBackend::default()),
+            RateLimitBackend::Redis => {
+                let url = config
+                    .redis_url
+                    .as_ref()
+                    .map(|url| url.expose_secret())
+                    .unwrap_or_default();
+                Backend::Redis(redis::RedisBackend::new(url, &config.redis_prefix)?)
+            }
+        };
+        Ok(RateLimiter {
+            backend,
+            limits: config.rate_limits,
+            clock,
+        })
+    }
+
+    pub fn uses_redis(&self) -> bool {
+        matches!(self.backend, Backend::Redis(_))
+    }
+
+    /// Whether the shared backend answers (always true in memory).
+    pub async fn ping(&self) -> bool {
+        match &self.backend {
+            Backend::Memory(_) => true,
+            Backend::Redis(redis) => redis.ping().await,
+        }
+    }
+
+    /// Counts the request against every key (all or none), or refuses it.
+    pub async fn acquire(&self, keys: &[(Scope, String)]) -> Result<Decision, Error> {
+        let now_ms = self.clock.now().timestamp_millis();
+        let checks: Vec<Check> = keys
+            .iter()
+            .map(|(scope, key)| {
+                let limit = scope.limit(&self.limits);
+                Check {
+                    key: format!("{}:{key}", scope.name()),
+                    max: limit.max,
+                    window_ms: i64::from(limit.window_secs) * 1000,
+                }
+            })
+            .collect();
+        let outcome = match &self.backend {
+            Backend::Memory(memory) => memory.acquire(&checks, now_ms),
+            Backend::Redis(redis) => match redis.acquire(&checks, now_ms).await {
+                Ok(outcome) => outcome,
+                Err(err) if keys.iter().any(|(scope, _)| scope.fails_closed()) => {
+                    metrics::counter!("rate_limiter_unavailable_total", "outcome" => "refused")
+                        .increment(1);
+                    tracing::error!(error = %err, "rate limiter unreachable: refusing the request");
+                    return Err(Error::Unavailable);
+                }
+                Err(err) => {
+                    metrics::counter!("rate_limiter_unavailable_total", "outcome" => "let_through")
+                        .increment(1);
+                    tracing::warn!(error = %err, "rate limiter unreachable: letting the request through");
+                    return Ok(Decision {
+                        allowed: true,
+                        retry_after_secs: 0,
+                        scopes: Vec::new(),
+                    });
+                }
+            },
+        };
+
+        let mut retry_after_ms = 0;
+        let scopes = keys
+            .iter()
+            .zip(&checks)
+            .zip(&outcome.keys)
+            .map(|(((scope, _), check), state)| {
+                let until_oldest_leaves = (state.oldest_ms + check.window_ms - now_ms).max(0);
+                if state.count >= check.max {
+                    retry_after_ms = retry_after_ms.max(until_oldest_leaves);
+                }
+                let remaining = check.max.saturating_sub(state.count);
+                let reset_secs = if state.count == 0 {
+                    0
+                } else {
+                    ceil_secs(until_oldest_leaves)
+                };
+                ScopeState {
+                    scope: *scope,
+                    limit: scope.limit(&self.limits),
+                    remaining,
+                    reset_secs,
+                }
+            })
+            .collect();
+        Ok(Decision {
+            allowed: outcome.allowed,
+            retry_after_secs: ceil_secs(retry_after_ms).max(1),
+            scopes,
+        })
+    }
+}
+
+fn ceil_secs(ms: i64) -> u64 {
+    (ms.max(0) as u64).div_ceil(1000)
+}
+
+impl Decision {
+    /// `RateLimit-Policy` and `RateLimit` values (draft-ietf-httpapi-ratelimit-headers), one item
+    /// per scope: `"otp_send";q=5;w=60` and `"otp_send";r=4;t=60`. `None` when nothing was counted.
+    pub fn header_values(&self) -> Option<(String, String)> {
+        if self.scopes.is_empty() {
+            return None;
+        }
+        let policy: Vec<String> = self
+            .scopes
+            .iter()
+            .map(|s| {
+                format!(
+                    "\"{}\";q={};w={}",
+                    s.scope.name(),
+                    s.limit.max,
+                    s.limit.window_secs
+                )
+            })
+            .collect();
+        let state: Vec<String> = self
+            .scopes
+            .iter()
+            .map(|s| {
+                format!(
+                    "\"{}\";r={};t={}",
+                    s.scope.name(),
+                    s.remaining,
+                    s.reset_secs
+                )
+            })
+            .collect();
+        Some((policy.join(", "), state.join(", ")))
+    }
+
+    /// The scopes counted for this request.
+    pub fn scopes(&self) -> impl Iterator<Item = Scope> + '_ {
+        self.scopes.iter().map(|s| s.scope)
+    }
+}
