@@ -1,6 +1,7 @@
 //! Black-box tests: the real router served over HTTP on a loopback port, each test with a fresh
 //! Postgres database (`#[sqlx::test]`), and the real binary for the command line.
 
+mod architecture;
 mod fake_twilio;
 mod helpers;
 mod idempotency;
