@@ -111,8 +111,8 @@ fn no_module_names_a_higher_layer() {
             .then(|| rank(FEATURES, &parts[1]))
             .flatten();
         // `super::x` from features/NAME.rs or features/NAME/mod.rs names a sibling feature.
-        let super_is_features = parts[0] == "features"
-            && (parts.len() == 2 || (parts.len() == 3 && parts[2] == "mod"));
+        let super_is_features =
+            parts[0] == "features" && (parts.len() == 2 || (parts.len() == 3 && parts[2] == "mod"));
         let text = std::fs::read_to_string(file).unwrap();
         let text = text.split("#[cfg(test)]").next().unwrap_or_default();
         for (number, line) in text.lines().enumerate() {

@@ -284,8 +284,8 @@ pub fn database_url(db: &PgPool) -> String {
     )
 }
 
-/// Starts the real binary (`serve`) on a free port against the test database, with `env` added,
-/// and returns it with its API base URL once it answers.
+/// Starts the real binary (`serve`) on port 0 against the test database, with `env` added, and
+/// returns it with its API base URL, read from the `{"listening": …}` line it prints once bound.
 pub async fn start_server(db: &PgPool, env: &[(&str, &str)]) -> (tokio::process::Child, String) {
     start_server_logging_to(db, env, std::process::Stdio::inherit()).await
 }
@@ -296,33 +296,31 @@ pub async fn start_server_logging_to(
     env: &[(&str, &str)],
     log: std::process::Stdio,
 ) -> (tokio::process::Child, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kiss-auth"))
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kiss-auth"))
         .arg("serve")
         .env("DATABASE_URL", database_url(db))
-        .env("KISS_BIND", format!("127.0.0.1:{port}"))
+        .env("KISS_BIND", "127.0.0.1:0")
         .env("KISS_APP_KEY", APP_KEY)
         .env("KISS_DATABASE_MAX_CONNECTIONS", "5")
         .env("RUST_LOG", "warn")
         .envs(env.iter().copied())
-        .stdout(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
         .stderr(log)
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let base = format!("http://127.0.0.1:{port}/api/v2");
-    let client = http_client();
-    for _ in 0..100 {
-        if client.get(format!("{base}/units")).send().await.is_ok() {
-            return (child, base);
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    panic!("the server at {base} did not come up within 10 s");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(std::time::Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("the server reports its address within 30 s")
+        .unwrap()
+        .expect("the server prints its address before anything else");
+    // Keep reading, so the server never writes into a closed pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let listening: Value = serde_json::from_str(&first).unwrap();
+    let address = listening["listening"].as_str().unwrap();
+    (child, format!("http://{address}/api/v2"))
 }
 
 /// An HTTP client for tests (reqwest needs the process's TLS crypto provider installed first).
