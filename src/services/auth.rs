@@ -249,18 +249,19 @@ pub async fn authenticate_api(
         expires_at: None,
         last_used_at: Some(row.last_used_at),
     };
-    match check(Kind::Api, hasher, token_id.as_bytes(), secret, &stored, now) {
-        Verdict::Refused => return Ok(None),
-        Verdict::Accepted { record_use: true } => {
-            sqlx::query!(
-                "UPDATE api_tokens SET last_used_at = $2 WHERE id = $1",
-                token_id,
-                now
-            )
-            .execute(db)
-            .await?;
-        }
-        Verdict::Accepted { record_use: false } => {}
+    let Verdict::Accepted { record_use } =
+        check(Kind::Api, hasher, token_id.as_bytes(), secret, &stored, now)
+    else {
+        return Ok(None);
+    };
+    if record_use {
+        sqlx::query!(
+            "UPDATE api_tokens SET last_used_at = $2 WHERE id = $1",
+            token_id,
+            now
+        )
+        .execute(db)
+        .await?;
     }
     Ok(Some(CompanyAuth {
         company_id: row.company_id,
@@ -299,18 +300,18 @@ pub async fn authenticate_tenant(
         expires_at: Some(row.expires_at),
         last_used_at: Some(row.last_used_at),
     };
-    match check(Kind::Tenant, hasher, &[], secret, &stored, now) {
-        Verdict::Refused => return Ok(None),
-        Verdict::Accepted { record_use: true } => {
-            sqlx::query!(
-                "UPDATE tenant_tokens SET last_used_at = $2 WHERE id = $1",
-                token_id,
-                now
-            )
-            .execute(db)
-            .await?;
-        }
-        Verdict::Accepted { record_use: false } => {}
+    let Verdict::Accepted { record_use } = check(Kind::Tenant, hasher, &[], secret, &stored, now)
+    else {
+        return Ok(None);
+    };
+    if record_use {
+        sqlx::query!(
+            "UPDATE tenant_tokens SET last_used_at = $2 WHERE id = $1",
+            token_id,
+            now
+        )
+        .execute(db)
+        .await?;
     }
     Ok(Some(TenantAuth {
         token_id,
