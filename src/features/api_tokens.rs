@@ -25,7 +25,7 @@ pub const MAX_NAME_CHARS: usize = 100;
 /// The body of token creation.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub struct NewApiTokenBody {
-    #[schema(value_type = String, required = true, example = "production-sync", min_length = 1, max_length = 100, pattern = r"\S")]
+    #[schema(value_type = String, required = true, example = "production-sync", min_length = 1, max_length = 100, pattern = r"^[^\u0000]*\S[^\u0000]*$")]
     #[serde(default)]
     pub name: Sent<String>,
 }

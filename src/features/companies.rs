@@ -28,7 +28,7 @@ pub struct Company {
 /// The body of `POST /companies`.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub struct NewCompanyBody {
-    #[schema(value_type = String, required = true, example = "ABC Storage Co.", min_length = 1, max_length = 191, pattern = r"\S")]
+    #[schema(value_type = String, required = true, example = "ABC Storage Co.", min_length = 1, max_length = 191, pattern = r"^[^\u0000]*\S[^\u0000]*$")]
     #[serde(default)]
     pub name: Sent<String>,
 }

@@ -13,7 +13,7 @@ use crate::domain::phone::PhoneE164;
 use crate::domain::validation::{Fields, MAX_EMAIL_CHARS, Sent, Validate, is_email};
 use crate::domain::{Error, Result, ValidationErrors};
 use crate::http::docs::IdempotencyKeyHeader;
-use crate::http::docs::{BodyErrors, IdempotencyConflict, Limited, Unauthenticated};
+use crate::http::docs::{BodyErrors, IdempotencyKeyErrors, Limited, Unauthenticated};
 use crate::http::error::ErrorBody;
 use crate::http::extract::Input;
 use crate::http::writes::Writes;
@@ -53,10 +53,10 @@ pub enum AccessStatus {
 /// The body of `PUT /units/{crm_unit_id}/tenancy`.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub struct TenancyBody {
-    #[schema(value_type = String, required = true, example = "T-100", min_length = 1, max_length = 191, pattern = r"\S")]
+    #[schema(value_type = String, required = true, example = "T-100", min_length = 1, max_length = 191, pattern = r"^[^\u0000]*\S[^\u0000]*$")]
     #[serde(default)]
     crm_tenant_id: Sent<String>,
-    #[schema(value_type = String, required = true, example = "Jane Smith", min_length = 1, max_length = 191, pattern = r"\S")]
+    #[schema(value_type = String, required = true, example = "Jane Smith", min_length = 1, max_length = 191, pattern = r"^[^\u0000]*\S[^\u0000]*$")]
     #[serde(default)]
     name: Sent<String>,
     /// International form; spaces, dashes, dots and parentheses are allowed.
@@ -265,7 +265,7 @@ pub async fn lock_unit(
     params(("crm_unit_id" = String, Path, description = "The PMS's unit id"), IdempotencyKeyHeader),
     responses((status = 200, description = "The unit's new tenancy", body = Data<Tenancy>),
               (status = 404, description = "Unit not found.", body = ErrorBody),
-              Unauthenticated, BodyErrors, IdempotencyConflict, Limited)
+              Unauthenticated, BodyErrors, IdempotencyKeyErrors, Limited)
 )]
 pub async fn put_tenancy(
     State(state): State<AppState>,
@@ -294,7 +294,7 @@ pub async fn put_tenancy(
     params(("crm_unit_id" = String, Path, description = "The PMS's unit id"), IdempotencyKeyHeader),
     responses((status = 204, description = "Vacated (also when already vacant)"),
               (status = 404, description = "Unit not found.", body = ErrorBody),
-              Unauthenticated, IdempotencyConflict, Limited)
+              Unauthenticated, IdempotencyKeyErrors, Limited)
 )]
 pub async fn delete_tenancy(
     auth: CompanyAuth,

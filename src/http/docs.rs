@@ -101,15 +101,18 @@ impl IntoResponses for Limited {
     }
 }
 
-/// 409 for an Idempotency-Key used with another request, or still in flight.
-pub struct IdempotencyConflict;
+/// 400 for a malformed Idempotency-Key; 409 for one used with another request, or in flight.
+pub struct IdempotencyKeyErrors;
 
-impl IntoResponses for IdempotencyConflict {
+impl IntoResponses for IdempotencyKeyErrors {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
-        set(&[(
-            "409",
-            error_response("Idempotency-Key used with a different request, or still in flight"),
-        )])
+        set(&[
+            ("400", error_response("Malformed Idempotency-Key header")),
+            (
+                "409",
+                error_response("Idempotency-Key used with a different request, or still in flight"),
+            ),
+        ])
     }
 }
 

@@ -23,10 +23,10 @@ use crate::services::rate_limit::Scope;
 /// The body of `POST /admin/sign-in`.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub struct SignInBody {
-    #[schema(value_type = String, required = true, example = "admin@example.com", min_length = 1, max_length = 254, pattern = r"\S")]
+    #[schema(value_type = String, required = true, example = "admin@example.com", min_length = 1, max_length = 254, pattern = r"^[^\u0000]*\S[^\u0000]*$")]
     #[serde(default)]
     email: Sent<String>,
-    #[schema(value_type = String, required = true, min_length = 1, max_length = 1024, pattern = r"\S")]
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 1024, pattern = r"^[^\u0000]*\S[^\u0000]*$")]
     #[serde(default)]
     password: Sent<String>,
 }

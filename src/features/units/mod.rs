@@ -17,7 +17,7 @@ use serde::Serialize;
 use super::tenancy::{self, UNIT_NOT_FOUND};
 use crate::domain::{Error, Result};
 use crate::http::docs::{
-    BodyErrors, IdempotencyConflict, IdempotencyKeyHeader, Limited, Unauthenticated,
+    BodyErrors, IdempotencyKeyErrors, IdempotencyKeyHeader, Limited, Unauthenticated,
 };
 use crate::http::error::ErrorBody;
 use crate::http::extract::Body;
@@ -40,7 +40,7 @@ pub struct Synced {
     security(("api_token" = [])), request_body = BulkUnitsBody,
     params(IdempotencyKeyHeader),
     responses((status = 200, description = "All units upserted", body = Synced),
-              Unauthenticated, BodyErrors, IdempotencyConflict, Limited)
+              Unauthenticated, BodyErrors, IdempotencyKeyErrors, Limited)
 )]
 pub async fn sync_units(
     State(state): State<AppState>,
@@ -66,7 +66,7 @@ pub async fn sync_units(
     params(("crm_unit_id" = String, Path, description = "The PMS's unit id"), IdempotencyKeyHeader),
     responses((status = 200, description = "The unit after the change", body = Data<Unit>),
               (status = 404, description = "Unit not found.", body = ErrorBody),
-              Unauthenticated, BodyErrors, IdempotencyConflict, Limited)
+              Unauthenticated, BodyErrors, IdempotencyKeyErrors, Limited)
 )]
 pub async fn patch_unit(
     State(state): State<AppState>,
