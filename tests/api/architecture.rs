@@ -43,52 +43,37 @@ fn code(line: &str) -> &str {
     line.split(" //").next().unwrap_or(line)
 }
 
-/// The first segments after each `crate::` in `line` (`crate::{a, b}` gives both).
-fn crate_targets(line: &str) -> Vec<String> {
-    let mut targets = Vec::new();
-    for piece in line.split("crate::").skip(1) {
-        let piece = piece.trim_start();
-        if let Some(group) = piece.strip_prefix('{') {
-            let group = group.split('}').next().unwrap_or_default();
-            for item in group.split(',') {
-                let name: String = item
-                    .trim()
-                    .chars()
-                    .take_while(|c| c.is_alphanumeric() || *c == '_')
-                    .collect();
-                targets.push(name);
-            }
-        } else {
-            targets.push(
-                piece
-                    .chars()
-                    .take_while(|c| c.is_alphanumeric() || *c == '_')
-                    .collect(),
-            );
-        }
-    }
-    targets
+/// The leading identifier of `text`.
+fn identifier(text: &str) -> String {
+    text.trim()
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_')
+        .collect()
 }
 
-/// The feature named right after `features::` in a `crate::features::` path.
-fn feature_targets(line: &str) -> Vec<String> {
-    let mut targets = Vec::new();
-    for piece in line.split("crate::features::").skip(1) {
-        let piece = piece.trim_start();
-        let group = match piece.strip_prefix('{') {
-            Some(group) => group.split('}').next().unwrap_or_default().to_owned(),
-            None => piece.split(';').next().unwrap_or_default().to_owned(),
-        };
-        for item in group.split(',') {
-            let name: String = item
-                .trim()
-                .chars()
-                .take_while(|c| c.is_alphanumeric() || *c == '_')
-                .collect();
-            targets.push(name);
+/// The names right after each `prefix` in `line` (`prefix{a, b}` gives both).
+fn names_after(line: &str, prefix: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    for piece in line.split(prefix).skip(1) {
+        match piece.trim_start().strip_prefix('{') {
+            Some(group) => {
+                let group = group.split('}').next().unwrap_or_default();
+                names.extend(group.split(',').map(identifier));
+            }
+            None => names.push(identifier(piece)),
         }
     }
-    targets
+    names
+}
+
+/// The first segments after each `crate::` in `line`.
+fn crate_targets(line: &str) -> Vec<String> {
+    names_after(line, "crate::")
+}
+
+/// The features named in `crate::features::` paths.
+fn feature_targets(line: &str) -> Vec<String> {
+    names_after(line, "crate::features::")
 }
 
 #[test]
