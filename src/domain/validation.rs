@@ -170,7 +170,7 @@ impl<'e> Fields<'e> {
         }
     }
 
-    pub fn path(&self, key: &str) -> String {
+    fn path(&self, key: &str) -> String {
         match self.prefix {
             Prefix::Top => key.to_owned(),
             Prefix::Item(list, index) => format!("{list}.{index}.{key}"),
@@ -278,6 +278,9 @@ impl<'e> Fields<'e> {
         false
     }
 }
+
+/// The longest free text (names, sizes) a field may hold, in characters.
+pub const MAX_TEXT_CHARS: usize = 191;
 
 /// `phone_number` → `phone number`, as the messages read.
 pub fn label(key: &str) -> String {

@@ -10,7 +10,9 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::domain::phone::PhoneE164;
-use crate::domain::validation::{Fields, MAX_EMAIL_CHARS, Sent, Validate, is_email};
+use crate::domain::validation::{
+    Fields, MAX_EMAIL_CHARS, MAX_TEXT_CHARS, Sent, Validate, is_email,
+};
 use crate::domain::{Error, Result, ValidationErrors};
 use crate::http::docs::IdempotencyKeyHeader;
 use crate::http::docs::{BodyErrors, IdempotencyKeyErrors, Limited, Unauthenticated};
@@ -22,7 +24,6 @@ use crate::services::auth::CompanyAuth;
 
 pub const ACCESS_STATUSES: &[&str] = &["active", "suspended"];
 pub const UNIT_NOT_FOUND: &str = "Unit not found.";
-pub const MAX_TEXT_CHARS: usize = 191;
 
 /// A tenancy as responses show it.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]

@@ -5,11 +5,10 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::validation::{Fields, Object, Sent};
+use crate::domain::validation::{Fields, MAX_TEXT_CHARS, Object, Sent};
 use crate::domain::{Result, ValidationErrors};
 
 pub const MAX_ID_CHARS: usize = 191;
-pub const MAX_TEXT_CHARS: usize = 191;
 
 /// A unit's status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
