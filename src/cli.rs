@@ -122,6 +122,7 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<()> {
     if let Command::Serve = command {
         return serve(config).await;
     }
+    let mut config = config;
     let pool = db::connect(&config).await?;
     match command {
         Command::Serve => unreachable!("handled above"),
@@ -154,11 +155,9 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Token {
             command: TokenCommand::Create { company, name },
         } => {
-            if config.app_key.ephemeral {
-                anyhow::bail!(
-                    "KISS_APP_KEY is not set: a token hashed with a throwaway key would never be accepted by the server. Set KISS_APP_KEY (the same value the server uses)."
-                );
-            }
+            // Without KISS_APP_KEY (development), the key the server uses is the database's.
+            db::migrate(&pool).await?;
+            db::keep_development_key(&pool, &mut config).await?;
             let company_id = company_id(&pool, &company).await?;
             let new = NewApiToken::named(name).map_err(cli_error)?;
             let hasher = SecretHasher::new(config.app_key.clone());
@@ -173,12 +172,15 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<()> {
 /// How often expired rows (idempotency records, sessions, tokens, codes) are deleted.
 const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn serve(mut config: Config) -> anyhow::Result<()> {
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
+    // Installed before the address is announced: whoever reads it may signal at once.
+    let shutdown = shutdown_signal().context("cannot install the signal handlers")?;
     let pool = db::connect(&config).await?;
     let applied = db::migrate(&pool).await?;
+    db::keep_development_key(&pool, &mut config).await?;
     let listener = TcpListener::bind(config.bind)
         .await
         .with_context(|| format!("cannot listen on KISS_BIND={}", config.bind))?;
@@ -188,36 +190,24 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     print(&json!({ "listening": address.to_string() }))?;
     let state = AppState::new(pool.clone(), config, SharedClock::system())?;
     let purger = app::maintenance::spawn(state.clone(), PURGE_EVERY);
-    app::serve(listener, state, shutdown_signal()).await?;
+    app::serve(listener, state, shutdown).await?;
     purger.abort();
     pool.close().await;
     tracing::info!("kiss-auth stopped");
     Ok(())
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
+/// A future that resolves on SIGINT or SIGTERM; the handlers are installed when this returns.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {},
+            _ = terminate.recv() => {},
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutting down: finishing requests in flight");
+    })
 }
 
 /// A company id given on the command line, checked to exist.

@@ -1,7 +1,9 @@
 //! Background clean-up of rows that can never be used again: expired Idempotency-Key records,
 //! expired or revoked admin sessions and tenant tokens, and OTP challenges past both their
 //! lifetime and their resend cooldown. Deletes run in bounded batches so no statement holds many
-//! locks for long, and requests run in between.
+//! locks for long, and requests run in between. Each statement skips rows a request holds and
+//! re-checks its condition on the row it deletes: a row refreshed meanwhile (a new code for the
+//! phone, a reused Idempotency-Key) is not deleted.
 
 use std::time::Duration;
 
@@ -29,7 +31,8 @@ pub async fn purge_expired(
         sqlx::query!(
             "DELETE FROM idempotency_keys WHERE (company_id, idempotency_key) IN (
                  SELECT company_id, idempotency_key FROM idempotency_keys
-                 WHERE expires_at <= $1 LIMIT $2)",
+                 WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)
+               AND expires_at <= $1",
             now,
             batch,
         )
@@ -39,7 +42,8 @@ pub async fn purge_expired(
         sqlx::query!(
             "DELETE FROM admin_sessions WHERE id IN (
                  SELECT id FROM admin_sessions
-                 WHERE expires_at <= $1 OR revoked_at IS NOT NULL LIMIT $2)",
+                 WHERE expires_at <= $1 OR revoked_at IS NOT NULL LIMIT $2 FOR UPDATE SKIP LOCKED)
+               AND (expires_at <= $1 OR revoked_at IS NOT NULL)",
             now,
             batch,
         )
@@ -49,7 +53,8 @@ pub async fn purge_expired(
         sqlx::query!(
             "DELETE FROM tenant_tokens WHERE id IN (
                  SELECT id FROM tenant_tokens
-                 WHERE expires_at <= $1 OR revoked_at IS NOT NULL LIMIT $2)",
+                 WHERE expires_at <= $1 OR revoked_at IS NOT NULL LIMIT $2 FOR UPDATE SKIP LOCKED)
+               AND (expires_at <= $1 OR revoked_at IS NOT NULL)",
             now,
             batch,
         )
@@ -60,7 +65,8 @@ pub async fn purge_expired(
         sqlx::query!(
             "DELETE FROM otp_challenges WHERE phone_e164 IN (
                  SELECT phone_e164 FROM otp_challenges
-                 WHERE expires_at <= $1 AND sent_at <= $2 LIMIT $3)",
+                 WHERE expires_at <= $1 AND sent_at <= $2 LIMIT $3 FOR UPDATE SKIP LOCKED)
+               AND expires_at <= $1 AND sent_at <= $2",
             now,
             cooldown_passed,
             batch,

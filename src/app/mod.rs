@@ -5,9 +5,10 @@ pub mod health;
 pub mod maintenance;
 pub mod openapi;
 mod pms;
+mod server;
 
-use std::future::Future;
-use std::net::SocketAddr;
+pub use server::serve;
+
 use std::time::Duration;
 
 use axum::Router;
@@ -16,7 +17,6 @@ use axum::handler::Handler;
 use axum::middleware::{Next, from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
-use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 
@@ -25,10 +25,10 @@ use crate::features::admin::sessions::{self, SignIn};
 use crate::features::otp_login::input::{PhoneLogin, VerifyOtp};
 use crate::features::{api_tokens, companies, otp_login, tenant_access};
 use crate::http::rate_limit::by_body;
-use crate::http::{AppState, RequestId, request_id};
+use crate::http::{AppState, RequestId, deadline, request_id};
 
 /// The whole application router, state applied. Outermost layer first: request id → NUL guard →
-/// trace → metrics → body limit → the route (with its own stack: see `pms` and the limited routes).
+/// trace → metrics → request deadline → body limit → the route (with its own stack: see `pms` and the limited routes).
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         // Administration (admin token); sign-in is limited per e-mail and client IP.
@@ -78,6 +78,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { Error::NotFound("Not found.") })
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))
+        .layer(from_fn_with_state(
+            state.config.request_timeout,
+            deadline::enforce,
+        ))
         .layer(from_fn(health::track))
         .layer(
             TraceLayer::new_for_http()
@@ -106,7 +110,7 @@ fn request_span(request: &Request) -> Span {
     let route = request
         .extensions()
         .get::<MatchedPath>()
-        .map_or("(unmatched)", MatchedPath::as_str);
+        .map_or("unmatched", MatchedPath::as_str);
     let request_id = request
         .extensions()
         .get::<RequestId>()
@@ -125,16 +129,4 @@ fn log_response(response: &Response, latency: Duration, _span: &Span) {
         latency_ms = latency.as_secs_f64() * 1000.0,
         "request finished"
     );
-}
-
-/// Serves until `shutdown` completes, then stops accepting and finishes the requests in flight.
-pub async fn serve(
-    listener: TcpListener,
-    state: AppState,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
 }

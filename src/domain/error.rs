@@ -38,16 +38,50 @@ pub enum Error {
     /// An upstream provider (the SMS gateway) failed.
     #[error("bad gateway: {0}")]
     BadGateway(&'static str),
-    /// A dependency (the shared rate limiter) is unreachable and the request may not go on without it.
-    #[error("service unavailable")]
-    Unavailable,
+    /// The client did not send its whole body within the request timeout.
+    #[error("request timeout")]
+    RequestTimeout,
+    /// A dependency (the database, the shared rate limiter) is unreachable or busy past its
+    /// timeout, or the request ran out of time: the client may retry. The text says which, for
+    /// the log and metrics only.
+    #[error("service unavailable: {0}")]
+    Unavailable(&'static str),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
 
 impl From<sqlx::Error> for Error {
+    /// A database that cannot be reached, is restarting, has no connection free within the
+    /// pool's acquire timeout or kept a lock past `lock_timeout` is a 503 the client can retry;
+    /// anything else is a bug (500).
     fn from(err: sqlx::Error) -> Self {
-        Error::Internal(err.into())
+        if database_unavailable(&err) {
+            tracing::warn!(error = %err, "database unavailable");
+            Error::Unavailable("database")
+        } else {
+            Error::Internal(err.into())
+        }
+    }
+}
+
+fn database_unavailable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            // 08: connection exceptions; 57P01-03: shutting down or starting up; 53300: too many
+            // connections; 55P03: lock_timeout; 3D000: the database is gone; 40P01/40001:
+            // deadlock or serialization failure (safe to retry, rolled back).
+            code.starts_with("08")
+                || matches!(
+                    &*code,
+                    "57P01" | "57P02" | "57P03" | "53300" | "55P03" | "3D000" | "40P01" | "40001"
+                )
+        }),
+        _ => false,
     }
 }
 
@@ -66,11 +100,17 @@ impl Error {
     }
 }
 
-/// Field errors keyed by the field's path (`name`, `units.3.crm_unit_id`), in the order found.
+/// Field errors keyed by the field's path (`name`, `units.3.crm_unit_id`), in the order found. At
+/// most [`MAX_LISTED_FIELDS`] fields are kept, so a huge bad body gets a small answer; the
+/// summary still counts every message.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ValidationErrors {
     fields: Vec<(String, Vec<String>)>,
+    messages: usize,
 }
+
+/// How many fields a 422's `errors` lists at most.
+pub const MAX_LISTED_FIELDS: usize = 100;
 
 impl ValidationErrors {
     pub fn new() -> Self {
@@ -81,16 +121,18 @@ impl ValidationErrors {
     /// path is almost always for the last one recorded: only that one is compared (the check stays
     /// linear in the number of errors).
     pub fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.messages += 1;
         let path = path.into();
-        let message = message.into();
+        let listed = self.fields.len();
         match self.fields.last_mut() {
-            Some((last, messages)) if *last == path => messages.push(message),
-            _ => self.fields.push((path, vec![message])),
+            Some((last, messages)) if *last == path => messages.push(message.into()),
+            _ if listed >= MAX_LISTED_FIELDS => {}
+            _ => self.fields.push((path, vec![message.into()])),
         }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.fields.is_empty()
+        self.messages == 0
     }
 
     /// `Ok(value)` when no error was recorded, the 422 otherwise.
@@ -102,13 +144,13 @@ impl ValidationErrors {
         }
     }
 
-    /// The first message, and how many more there are (as Laravel words it).
+    /// The first message, and how many more there are (as Laravel words it), counting those
+    /// past the listed fields too.
     pub fn summary(&self) -> String {
-        let mut messages = self.fields.iter().flat_map(|(_, m)| m.iter());
-        let Some(first) = messages.next() else {
+        let Some(first) = self.fields.first().and_then(|(_, m)| m.first()) else {
             return "The given data was invalid.".into();
         };
-        match messages.count() {
+        match self.messages - 1 {
             0 => first.clone(),
             1 => format!("{first} (and 1 more error)"),
             more => format!("{first} (and {more} more errors)"),
@@ -123,5 +165,39 @@ impl Serialize for ValidationErrors {
             map.serialize_entry(path, messages)?;
         }
         map.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_list_at_most_a_hundred_fields_but_count_every_message() {
+        let mut errors = ValidationErrors::new();
+        for index in 0..1000 {
+            errors.add(format!("units.{index}.name"), "The name field is required.");
+            errors.add(format!("units.{index}.name"), "Another problem.");
+        }
+        let json = serde_json::to_value(&errors).unwrap();
+        assert_eq!(json.as_object().unwrap().len(), MAX_LISTED_FIELDS);
+        assert_eq!(json["units.0.name"].as_array().unwrap().len(), 2);
+        assert_eq!(
+            errors.summary(),
+            "The name field is required. (and 1999 more errors)"
+        );
+    }
+
+    #[test]
+    fn a_message_for_the_last_field_joins_it() {
+        let mut errors = ValidationErrors::new();
+        errors.add("name", "one");
+        errors.add("name", "two");
+        errors.add("size", "three");
+        assert_eq!(
+            serde_json::to_value(&errors).unwrap(),
+            serde_json::json!({"name": ["one", "two"], "size": ["three"]})
+        );
+        assert_eq!(errors.summary(), "one (and 2 more errors)");
     }
 }

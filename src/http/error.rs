@@ -1,5 +1,5 @@
 //! The one place where domain errors become the contract's answers: status, `{"message"}` (and
-//! `errors` for validation), `WWW-Authenticate` on 401 and `Retry-After` on 429. 5xx causes are
+//! `errors` for validation), `WWW-Authenticate` on 401 and `Retry-After` on 429 and 503. 5xx causes are
 //! logged, never sent.
 
 use axum::Json;
@@ -8,6 +8,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::domain::{Error, ValidationErrors};
+
+/// `Retry-After` of a 503: a restart or a lock wait is usually over within a second or two.
+pub const RETRY_UNAVAILABLE_AFTER_SECS: u64 = 1;
 
 pub fn status(error: &Error) -> StatusCode {
     match error {
@@ -22,7 +25,8 @@ pub fn status(error: &Error) -> StatusCode {
         Error::Validation(_) | Error::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
         Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
         Error::BadGateway(_) => StatusCode::BAD_GATEWAY,
-        Error::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Error::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+        Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -45,7 +49,8 @@ pub fn message(error: &Error) -> String {
         Error::TooManyRequests { retry_after_secs } => {
             format!("Too many attempts. Please try again in {retry_after_secs} seconds.")
         }
-        Error::Unavailable | Error::Internal(_) => "Server error.".into(),
+        Error::RequestTimeout => "Request timeout.".into(),
+        Error::Unavailable(_) | Error::Internal(_) => "Server error.".into(),
     }
 }
 
@@ -88,6 +93,13 @@ impl IntoResponse for Error {
             }
             Some(Error::TooManyRequests { retry_after_secs }) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            }
+            Some(Error::Unavailable(cause)) => {
+                metrics::counter!("unavailable_total", "cause" => cause).increment(1);
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(RETRY_UNAVAILABLE_AFTER_SECS),
+                );
             }
             _ => {}
         }

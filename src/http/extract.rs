@@ -61,6 +61,31 @@ async fn read_json<R: DeserializeOwned, S: Send + Sync>(
     parse_json_body(&headers, &bytes)
 }
 
+/// Reads a body of at most `limit` bytes. One declared larger (`Content-Length`) is refused before
+/// any of it is read; one that turns out larger is refused as soon as the limit is passed.
+pub async fn read_limited(
+    headers: &HeaderMap,
+    body: axum::body::Body,
+    limit: usize,
+) -> Result<Bytes, Error> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(Error::PayloadTooLarge);
+    }
+    axum::body::to_bytes(body, limit).await.map_err(|err| {
+        let too_large = std::error::Error::source(&err)
+            .is_some_and(|cause| cause.is::<http_body_util::LengthLimitError>());
+        if too_large {
+            Error::PayloadTooLarge
+        } else {
+            Error::BadRequest("The request body could not be read.".into())
+        }
+    })
+}
+
 /// Parses a body into `R`, which must come from a JSON object sent as JSON. An empty body reads
 /// as `{}`, so a missing field is a 422 naming it.
 pub fn parse_json_body<R: DeserializeOwned>(headers: &HeaderMap, bytes: &[u8]) -> Result<R, Error> {

@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use uuid::Uuid;
 
 use super::AppState;
+use super::extract::read_limited;
 use super::writes::{HANDLER_SAVEPOINT, TxSlot};
 use crate::domain::{Error, Result};
 use crate::services::auth::CompanyAuth;
@@ -52,9 +53,7 @@ async fn run_once(
     next: Next,
 ) -> Result<Response> {
     let (mut parts, body) = request.into_parts();
-    let body = axum::body::to_bytes(body, state.config.body_limit_bytes)
-        .await
-        .map_err(|_| Error::PayloadTooLarge)?;
+    let body = read_limited(&parts.headers, body, state.config.body_limit_bytes).await?;
     let fingerprint = idempotency::fingerprint(parts.method.as_str(), parts.uri.path(), &body);
     let now = state.clock.now();
 

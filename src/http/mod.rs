@@ -4,6 +4,7 @@
 //! The `app` module above assembles the routers and the stack.
 
 pub mod auth;
+pub mod deadline;
 pub mod docs;
 pub mod error;
 pub mod extract;

@@ -1,13 +1,14 @@
-//! How a PMS write gets its database connection: its own (autocommit or a transaction of its
-//! own), or — when the request carries an Idempotency-Key — the idempotency layer's transaction,
-//! so the write and its stored response commit together.
+//! How a PMS write gets its database connection: a transaction of its own, or — when the request
+//! carries an Idempotency-Key — the idempotency layer's transaction, so the write and its stored
+//! response commit together. Never autocommit: a request dropped at its deadline (the 503 of
+//! `KISS_REQUEST_TIMEOUT_SECS`) must leave nothing behind, and a statement still waiting on a lock
+//! in Postgres would otherwise commit after the client was told it failed.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex};
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use sqlx::pool::PoolConnection;
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
 use super::AppState;
@@ -89,12 +90,12 @@ impl Writes {
         }
     }
 
-    /// A connection for a write that is one statement (atomic by itself, so no transaction
-    /// round trips unless the idempotency layer needs one).
+    /// A transaction for a write that is one statement: inside the idempotency layer's
+    /// transaction it needs no savepoint (the statement fails or succeeds whole).
     pub async fn single_statement(&self) -> Result<WriteTx> {
         match &self.slot {
             Some(slot) => Self::borrow(slot),
-            None => Ok(WriteTx(Inner::Autocommit(self.pool.acquire().await?))),
+            None => Ok(WriteTx(Inner::Owned(Some(self.pool.begin().await?)))),
         }
     }
 
@@ -112,7 +113,6 @@ impl Writes {
 pub struct WriteTx(Inner);
 
 enum Inner {
-    Autocommit(PoolConnection<Postgres>),
     Owned(Option<PgTx>),
     /// Goes back to the idempotency layer, which commits or rolls back after storing the answer.
     Borrowed(Option<PgTx>, TxSlot),
@@ -146,7 +146,6 @@ impl Deref for WriteTx {
 
     fn deref(&self) -> &PgConnection {
         match &self.0 {
-            Inner::Autocommit(conn) => conn,
             Inner::Owned(Some(tx)) | Inner::Borrowed(Some(tx), _) => tx,
             Inner::Owned(None) | Inner::Borrowed(None, _) => {
                 unreachable!("the transaction is only taken when the WriteTx is consumed")
@@ -158,7 +157,6 @@ impl Deref for WriteTx {
 impl DerefMut for WriteTx {
     fn deref_mut(&mut self) -> &mut PgConnection {
         match &mut self.0 {
-            Inner::Autocommit(conn) => conn,
             Inner::Owned(Some(tx)) | Inner::Borrowed(Some(tx), _) => tx,
             Inner::Owned(None) | Inner::Borrowed(None, _) => {
                 unreachable!("the transaction is only taken when the WriteTx is consumed")

@@ -6,9 +6,11 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::str::FromStr;
+use std::time::Duration;
 
 use base64::Engine as _;
 use chrono::TimeDelta;
+use ipnet::IpNet;
 use secrecy::{ExposeSecret, SecretBox, SecretString};
 
 /// `KISS_ENV`: production refuses settings that are only safe on a developer's machine.
@@ -88,7 +90,8 @@ pub struct RateLimits {
 #[derive(Clone)]
 pub struct AppKey {
     bytes: SecretBox<[u8]>,
-    /// True when no key was configured and a throwaway one was generated (development only).
+    /// True when no key was configured (development only): a random one stands in until the
+    /// database's development key replaces it (`db::keep_development_key`).
     pub ephemeral: bool,
 }
 
@@ -108,6 +111,14 @@ impl AppKey {
         }
     }
 
+    /// A key read back from storage.
+    pub fn from_bytes(bytes: Vec<u8>) -> Option<Self> {
+        (bytes.len() >= Self::MIN_BYTES).then(|| AppKey {
+            bytes: bytes.into(),
+            ephemeral: false,
+        })
+    }
+
     fn parse(value: &str) -> Option<Self> {
         let encoded = value.trim();
         let encoded = encoded.strip_prefix("base64:").unwrap_or(encoded);
@@ -115,10 +126,7 @@ impl AppKey {
             .decode(encoded)
             .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(encoded))
             .ok()?;
-        (bytes.len() >= Self::MIN_BYTES).then(|| AppKey {
-            bytes: bytes.into(),
-            ephemeral: false,
-        })
+        Self::from_bytes(bytes)
     }
 }
 
@@ -150,6 +158,15 @@ pub struct Config {
     pub rate_limits: RateLimits,
     pub bulk_max_units: usize,
     pub body_limit_bytes: usize,
+    /// Body limit of the routes that take no token.
+    pub public_body_limit_bytes: usize,
+    pub header_timeout: Duration,
+    pub request_timeout: Duration,
+    pub max_connections: usize,
+    pub shutdown_grace: Duration,
+    pub lock_timeout: Duration,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpNet>,
     pub log_format: LogFormat,
     /// Things worth a warning once logging is up (e.g. a generated app key).
     pub warnings: Vec<String>,
@@ -207,8 +224,8 @@ impl Config {
             })?,
             None if env == Environment::Development => {
                 warnings.push(
-                    "KISS_APP_KEY is not set: using a random key for this process only. Tokens and codes \
-                     issued now stop working at restart; set KISS_APP_KEY to keep them."
+                    "KISS_APP_KEY is not set: using the development key kept in the database (made \
+                     by the first process that needed it). Set KISS_APP_KEY before going to production."
                         .to_owned(),
                 );
                 AppKey::generate()
@@ -323,6 +340,33 @@ impl Config {
             },
             bulk_max_units: vars.number("KISS_BULK_MAX_UNITS", 10_000, 1..=1_000_000)?,
             body_limit_bytes: vars.number("KISS_BODY_LIMIT_BYTES", 16_777_216, 1024..=1 << 30)?,
+            public_body_limit_bytes: vars.number(
+                "KISS_PUBLIC_BODY_LIMIT_BYTES",
+                16_384,
+                1024..=1 << 20,
+            )?,
+            header_timeout: Duration::from_secs(vars.number(
+                "KISS_HEADER_TIMEOUT_SECS",
+                10,
+                1..=3600,
+            )?),
+            request_timeout: Duration::from_secs(vars.number(
+                "KISS_REQUEST_TIMEOUT_SECS",
+                30,
+                1..=3600,
+            )?),
+            max_connections: vars.number("KISS_MAX_CONNECTIONS", 10_000, 1..=1_000_000)?,
+            shutdown_grace: Duration::from_secs(vars.number(
+                "KISS_SHUTDOWN_GRACE_SECS",
+                30,
+                0..=3600,
+            )?),
+            lock_timeout: Duration::from_millis(vars.number(
+                "KISS_LOCK_TIMEOUT_MS",
+                5_000,
+                1..=3_600_000,
+            )?),
+            trusted_proxies: vars.networks("KISS_TRUSTED_PROXIES")?,
             log_format,
             warnings,
         })
@@ -404,6 +448,31 @@ impl Vars<'_> {
             .map(TimeDelta::seconds)
     }
 
+    /// A comma-separated list of CIDRs; a bare address is its own /32 or /128.
+    fn networks(&self, name: &'static str) -> Result<Vec<IpNet>, ConfigError> {
+        let Some(value) = self.get(name) else {
+            return Ok(Vec::new());
+        };
+        value
+            .split(',')
+            .map(str::trim)
+            .filter(|part| !part.is_empty())
+            .map(|part| {
+                part.parse::<IpNet>()
+                    .or_else(|_| part.parse::<std::net::IpAddr>().map(IpNet::from))
+                    .map(|net| net.trunc())
+                    .map_err(|_| {
+                        ConfigError::new(
+                            name,
+                            format!(
+                                "expected comma-separated CIDRs such as 10.0.0.0/8, got {part:?}"
+                            ),
+                        )
+                    })
+            })
+            .collect()
+    }
+
     fn rate_limit(&self, name: &'static str, default: &str) -> Result<RateLimit, ConfigError> {
         self.parsed(
             name,
@@ -450,6 +519,13 @@ mod tests {
         );
         assert_eq!(config.bulk_max_units, 10_000);
         assert_eq!(config.body_limit_bytes, 16_777_216);
+        assert_eq!(config.public_body_limit_bytes, 16_384);
+        assert_eq!(config.header_timeout, Duration::from_secs(10));
+        assert_eq!(config.request_timeout, Duration::from_secs(30));
+        assert_eq!(config.max_connections, 10_000);
+        assert_eq!(config.shutdown_grace, Duration::from_secs(30));
+        assert_eq!(config.lock_timeout, Duration::from_millis(5_000));
+        assert!(config.trusted_proxies.is_empty());
         assert_eq!(config.log_format, LogFormat::Pretty);
         assert!(config.app_key.ephemeral);
         assert_eq!(config.warnings.len(), 1);
@@ -509,6 +585,8 @@ mod tests {
             ("KISS_LOG_FORMAT", "xml"),
             ("KISS_RATE_LIMIT_BACKEND", "memcached"),
             ("KISS_ENV", "staging"),
+            ("KISS_TRUSTED_PROXIES", "10.0.0.0/8,not-a-network"),
+            ("KISS_HEADER_TIMEOUT_SECS", "0"),
         ] {
             let err = config(&[(name, value)]).unwrap_err();
             assert_eq!(err.variable, name, "for {name}={value}");
@@ -544,6 +622,21 @@ mod tests {
         ])
         .unwrap();
         assert!(!format!("{webhook:?}").contains("hook-secret-4"));
+    }
+
+    #[test]
+    fn trusted_proxies_are_networks_or_single_addresses() {
+        let config = config(&[(
+            "KISS_TRUSTED_PROXIES",
+            "10.0.0.0/8, 127.0.0.1,2001:db8::/32",
+        )])
+        .unwrap();
+        let proxies: Vec<String> = config
+            .trusted_proxies
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(proxies, ["10.0.0.0/8", "127.0.0.1/32", "2001:db8::/32"]);
     }
 
     #[test]

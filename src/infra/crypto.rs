@@ -6,12 +6,15 @@
 
 use std::sync::OnceLock;
 
+use std::sync::Arc;
+
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash};
 use base64::Engine as _;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
+use tokio::sync::Semaphore;
 
 use super::config::AppKey;
 
@@ -82,6 +85,30 @@ pub fn verify_password(password: &str, phc: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// How many argon2 computations may run at once: one per core. Each takes ~19 MiB and a core for
+/// tens of milliseconds, so a flood of sign-ins queues here instead of exhausting memory.
+fn password_work_slots() -> &'static Arc<Semaphore> {
+    static SLOTS: OnceLock<Arc<Semaphore>> = OnceLock::new();
+    SLOTS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+        Arc::new(Semaphore::new(cores))
+    })
+}
+
+/// Runs argon2 work (`hash_password`, `verify_password`) off the async runtime, waiting for one of
+/// the capped slots first. The slot is held until the work ends, even if the caller gives up.
+pub async fn password_work<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> anyhow::Result<T> {
+    let slot = password_work_slots().clone().acquire_owned().await?;
+    let result = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        work()
+    })
+    .await?;
+    Ok(result)
+}
+
 /// A real argon2 hash of a random password, checked when the e-mail is unknown so that a failed
 /// sign-in costs the same whatever its cause.
 pub fn dummy_password_hash() -> &'static str {
@@ -92,6 +119,30 @@ pub fn dummy_password_hash() -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn password_work_runs_at_most_one_computation_per_core() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let running = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let tasks: Vec<_> = (0..16)
+            .map(|_| {
+                let (running, most) = (running.clone(), most.clone());
+                tokio::spawn(password_work(move || {
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    running.fetch_sub(1, Ordering::SeqCst);
+                }))
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        let cores = std::thread::available_parallelism().unwrap().get();
+        assert!(most.load(Ordering::SeqCst) <= cores);
+        assert!(most.load(Ordering::SeqCst) >= 1);
+    }
 
     #[test]
     fn random_secrets_are_long_and_distinct() {

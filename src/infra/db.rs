@@ -1,15 +1,16 @@
 //! The Postgres pool, database creation and the embedded migrations.
 
+use std::str::FromStr as _;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use sqlx::Postgres;
 use sqlx::migrate::{Migrate, MigrateDatabase, Migrator};
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use secrecy::ExposeSecret as _;
 
-use super::config::Config;
+use super::config::{AppKey, Config};
 
 pub static MIGRATOR: Migrator = sqlx::migrate!();
 
@@ -25,12 +26,43 @@ pub async fn connect(config: &Config) -> anyhow::Result<PgPool> {
             .context("cannot create the database named in DATABASE_URL")?;
         tracing::info!("created the database named in DATABASE_URL");
     }
+    // Set at connection start-up, so it costs no round trip: no statement waits on a lock longer
+    // than this (it fails with 55P03, which requests answer as a 503).
+    let options = PgConnectOptions::from_str(url)
+        .context("DATABASE_URL is not a valid Postgres URL")?
+        .options([(
+            "lock_timeout",
+            format!("{}ms", config.lock_timeout.as_millis()),
+        )]);
     PgPoolOptions::new()
         .max_connections(config.database_max_connections)
         .acquire_timeout(Duration::from_secs(5))
-        .connect(url)
+        .connect_with(options)
         .await
         .context("cannot connect to the database named in DATABASE_URL")
+}
+
+/// Development without `KISS_APP_KEY`: replaces the configuration's stand-in key with the one kept
+/// in the database, storing the stand-in first if no process has stored one yet. Every process and
+/// every restart then hashes tokens with the same key. A configured key is left alone.
+pub async fn keep_development_key(pool: &PgPool, config: &mut Config) -> anyhow::Result<()> {
+    if !config.app_key.ephemeral {
+        return Ok(());
+    }
+    let stored: Vec<u8> = sqlx::query_scalar(
+        "WITH made AS (
+             INSERT INTO development_app_key (key) VALUES ($1)
+             ON CONFLICT (singleton) DO NOTHING RETURNING key
+         )
+         SELECT key FROM made UNION ALL SELECT key FROM development_app_key LIMIT 1",
+    )
+    .bind(config.app_key.as_bytes())
+    .fetch_one(pool)
+    .await
+    .context("cannot read the development app key")?;
+    config.app_key = AppKey::from_bytes(stored)
+        .context("the stored development app key is shorter than 32 bytes")?;
+    Ok(())
 }
 
 /// Applies pending migrations and returns how many were newly applied.

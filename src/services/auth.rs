@@ -287,7 +287,8 @@ pub async fn authenticate_tenant(
         "SELECT tt.tenant_id, tt.secret_hash, tt.expires_at, tt.last_used_at
          FROM tenant_tokens tt
          WHERE tt.id = $1 AND tt.revoked_at IS NULL
-           AND EXISTS (SELECT 1 FROM tenancies ty WHERE ty.tenant_id = tt.tenant_id)",
+           AND EXISTS (SELECT 1 FROM tenants t JOIN tenancies ty ON ty.tenant_id = t.id
+                       WHERE t.id = tt.tenant_id AND t.person_id = tt.person_id)",
         token_id,
     )
     .fetch_optional(db)

@@ -228,8 +228,10 @@ async fn token_create_prints_a_token_the_server_accepts(db: PgPool) {
     assert!(too_long.contains("100 characters"), "{too_long}");
 }
 
+/// Development without `KISS_APP_KEY`: the CLI and every server process use the one key kept in
+/// the database, so a token made by one works on the others and after a restart.
 #[sqlx::test]
-async fn token_create_refuses_to_run_without_an_app_key(db: PgPool) {
+async fn without_an_app_key_development_keeps_one_key_in_the_database(db: PgPool) {
     let company = run_ok(&db, &["company", "create", "--name", "Acme Storage"], "");
     let output = kiss_auth(
         &db,
@@ -244,13 +246,35 @@ async fn token_create_refuses_to_run_without_an_app_key(db: PgPool) {
         "",
         None,
     );
-    assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("KISS_APP_KEY"));
-    let tokens: i64 = sqlx::query_scalar("SELECT count(*) FROM api_tokens")
+    assert!(output.status.success(), "{output:?}");
+    let token: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let token = token["token"].as_str().unwrap().to_owned();
+
+    let no_key = [("KISS_APP_KEY", "")];
+    let units_with = |base: String| {
+        let token = token.clone();
+        async move {
+            crate::helpers::http_client()
+                .get(format!("{base}/units"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    let (mut first, first_base) = start_server(&db, &no_key).await;
+    let (_second, second_base) = start_server(&db, &no_key).await;
+    assert_eq!(units_with(first_base).await, StatusCode::OK);
+    assert_eq!(units_with(second_base).await, StatusCode::OK);
+    first.kill().await.unwrap();
+    let (_restarted, restarted_base) = start_server(&db, &no_key).await;
+    assert_eq!(units_with(restarted_base).await, StatusCode::OK);
+    let keys: i64 = sqlx::query_scalar("SELECT count(*) FROM development_app_key")
         .fetch_one(&db)
         .await
         .unwrap();
-    assert_eq!(tokens, 0);
+    assert_eq!(keys, 1);
 }
 
 #[test]

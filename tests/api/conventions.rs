@@ -87,13 +87,27 @@ async fn a_body_of_another_content_type_is_a_415(db: PgPool) {
 #[sqlx::test]
 async fn a_body_over_the_configured_limit_is_a_413(db: PgPool) {
     let app = spawn_app_with(db, &[("KISS_BODY_LIMIT_BYTES", "2048")]).await;
-    let big_name = "x".repeat(4096);
-    let response = app
+    // The public routes have their own, smaller limit (16 KiB by default).
+    for path in ["/admin/sign-in", "/auth/phone", "/auth/verify-otp"] {
+        let response = app
+            .post(path, None, json!({"email": "x".repeat(16_384)}))
+            .await;
+        assert_eq!(response.status, StatusCode::PAYLOAD_TOO_LARGE, "{path}");
+        assert_eq!(response.body, json!({"message": "Payload too large."}));
+    }
+    let fits = app
         .post(
             "/admin/sign-in",
             None,
-            json!({"email": "root@example.com", "password": big_name}),
+            json!({"email": "x".repeat(15_000), "password": "p"}),
         )
+        .await;
+    assert_eq!(fits.status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    let (_, token) = app.company_with_token("Acme").await;
+    let big_name = "x".repeat(4096);
+    let response = app
+        .patch("/units/A", &token, json!({"name": big_name}))
         .await;
     assert_eq!(response.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(response.body, json!({"message": "Payload too large."}));

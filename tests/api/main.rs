@@ -3,6 +3,7 @@
 
 mod architecture;
 mod fake_twilio;
+mod hardening;
 mod helpers;
 mod idempotency;
 mod openapi;

@@ -257,8 +257,8 @@ async fn expired_sessions_tokens_and_codes_are_purged(db: PgPool) {
     assert_eq!(app.request_code("5551234567").await.status, StatusCode::OK);
     for (days, hash) in [(1, 1u8), (3, 2)] {
         sqlx::query(
-            "INSERT INTO tenant_tokens (tenant_id, secret_hash, created_at, expires_at)
-             SELECT id, $1, $2, $3 FROM tenants",
+            "INSERT INTO tenant_tokens (tenant_id, person_id, secret_hash, created_at, expires_at)
+             SELECT id, person_id, $1, $2, $3 FROM tenants",
         )
         .bind(vec![hash])
         .bind(app.clock_now())

@@ -586,6 +586,48 @@ async fn vacating_the_last_tenancy_ends_login_and_tokens(db: PgPool) {
 }
 
 #[sqlx::test]
+async fn a_phone_change_ends_the_old_phone_s_tokens(db: PgPool) {
+    let (app, twilio) = spawn_with_twilio(db, &[]).await;
+    let pms = storage_company(&app).await;
+    rent(&app, &pms, "A-1", "T-1", "Jane Smith", JANE).await;
+    let janes = jane_logged_in(&app, &twilio).await;
+
+    // The PMS gives the same tenant account another phone (and a new gate code).
+    let response = app
+        .put(
+            "/units/A-1/tenancy",
+            &pms,
+            json!({"crm_tenant_id": "T-1", "name": "Jane Smith", "phone": "+15557654321",
+                   "access_code": "9999"}),
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::OK);
+    let refused = app.get("/tenant/access", &janes).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+
+    // The new phone logs in and reads the new code; the same phone again would keep working.
+    app.clock.advance(TimeDelta::seconds(60));
+    let sent = app.request_code("5557654321").await;
+    assert_eq!(sent.status, StatusCode::OK);
+    let login = app
+        .post(
+            "/auth/verify-otp",
+            None,
+            json!({"country_code": "1", "phone_number": "5557654321",
+                   "otp": twilio.last_code("+15557654321")}),
+        )
+        .await;
+    let token = login.body["data"]["token"].as_str().unwrap().to_owned();
+    let access = app.get("/tenant/access", &token).await;
+    assert_eq!(access.body["data"]["units"][0]["access_code"], "9999");
+    rent(&app, &pms, "A-1", "T-1", "Jane Smith", "+15557654321").await;
+    assert_eq!(
+        app.get("/tenant/access", &token).await.status,
+        StatusCode::OK
+    );
+}
+
+#[sqlx::test]
 async fn tokens_of_other_kinds_are_refused(db: PgPool) {
     let (app, twilio) = spawn_with_twilio(db, &[]).await;
     let pms = storage_company(&app).await;

@@ -43,9 +43,7 @@ pub async fn create(db: &PgPool, new: NewAdmin, now: DateTime<Utc>) -> Result<Ad
         ));
     }
     let password = new.password;
-    let password_hash = tokio::task::spawn_blocking(move || crypto::hash_password(&password))
-        .await
-        .map_err(anyhow::Error::from)??;
+    let password_hash = crypto::password_work(move || crypto::hash_password(&password)).await??;
     let inserted = sqlx::query_scalar!(
         r#"INSERT INTO admins (email, password_hash, company_id, created_at)
            VALUES ($1, $2, $3, $4)

@@ -107,9 +107,7 @@ pub async fn sign_in(
     );
     let password = body.password;
     let password_ok =
-        tokio::task::spawn_blocking(move || crypto::verify_password(&password, &stored_hash))
-            .await
-            .map_err(anyhow::Error::from)?;
+        crypto::password_work(move || crypto::verify_password(&password, &stored_hash)).await?;
 
     let admin = match row {
         Some(row) if password_ok && !row.disabled => Admin {

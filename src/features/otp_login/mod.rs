@@ -225,6 +225,7 @@ pub async fn verify_code(
         &state.hasher,
         state.config.tenant_token_ttl,
         &account.tenant_id,
+        &account.person_id,
         now,
     )
     .await?;

@@ -1,6 +1,6 @@
 //! Tenant tokens, `<id>|<secret>`: issued by an OTP login and revoked by logout. They are checked
-//! by `services::auth`, which also refuses them once expired or when the tenant has no
-//! tenancy left. No refresh: the app logs in again.
+//! by `services::auth`, which also refuses them once expired, when the tenant has no
+//! tenancy left, or when the PMS has given the tenant account another phone. No refresh: the app logs in again.
 
 use chrono::{DateTime, TimeDelta, Utc};
 use sqlx::{PgConnection, PgPool};
@@ -9,20 +9,23 @@ use crate::domain::Result;
 use crate::infra::crypto::SecretHasher;
 use crate::services::auth;
 
-/// Issues a token for the tenant and returns it with its expiry.
+/// Issues a token for the tenant account, held by the person (phone) who logged in, and returns
+/// it with its expiry. The token works only while the account keeps that person's phone.
 pub async fn issue(
     tx: &mut PgConnection,
     hasher: &SecretHasher,
     ttl: TimeDelta,
     tenant_id: &str,
+    person_id: &str,
     now: DateTime<Utc>,
 ) -> Result<(String, DateTime<Utc>)> {
     let (secret, secret_hash) = auth::new_tenant_secret(hasher);
     let expires_at = now + ttl;
     let id = sqlx::query_scalar!(
-        "INSERT INTO tenant_tokens (tenant_id, secret_hash, created_at, expires_at)
-         VALUES ($1, $2, $3, $4) RETURNING id",
+        "INSERT INTO tenant_tokens (tenant_id, person_id, secret_hash, created_at, expires_at)
+         VALUES ($1, $2, $3, $4, $5) RETURNING id",
         tenant_id,
+        person_id,
         secret_hash,
         now,
         expires_at,

@@ -1,7 +1,7 @@
 //! Unit bodies as clients send them, and their validation: every rule of CONTRACT §4, each problem
 //! named by its path, in one linear pass over a bulk body.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -116,7 +116,15 @@ pub fn is_valid_crm_unit_id(id: &str) -> bool {
 }
 
 /// The validated body of `PATCH /units`: all items valid, or the 422 naming every bad one.
-pub fn validate_bulk(body: &BulkUnitsBody, max_units: usize) -> Result<Vec<UnitPatch>> {
+///
+/// `existing` is what the database said about the items without `crm_location_id` when a first
+/// check has already failed: those not among them are new units, and their missing location is
+/// named with the other item errors. Before that (`None`), the store finds them under its lock.
+pub fn validate_bulk(
+    body: &BulkUnitsBody,
+    max_units: usize,
+    existing: Option<&HashSet<String>>,
+) -> Result<Vec<UnitPatch>> {
     let mut errors = ValidationErrors::new();
     let items = match &body.units {
         Sent::Missing | Sent::Null => {
@@ -159,10 +167,15 @@ pub fn validate_bulk(body: &BulkUnitsBody, max_units: usize) -> Result<Vec<UnitP
                 "The crm unit id field has a duplicate value.",
             );
         }
+        let location_required = match (existing, crm_unit_id) {
+            (Some(existing), Some(id)) => !existing.contains(id),
+            _ => false,
+        };
         let patch = read_fields(
             &mut fields,
             &item.fields,
             crm_unit_id.unwrap_or_default().to_owned(),
+            location_required,
         );
         units.push(patch);
     }
@@ -172,7 +185,12 @@ pub fn validate_bulk(body: &BulkUnitsBody, max_units: usize) -> Result<Vec<UnitP
 /// The body of `PATCH /units/{crm_unit_id}`: every unit field but the id.
 pub fn validate_single(body: &UnitFieldsBody, crm_unit_id: &str) -> Result<UnitPatch> {
     let mut errors = ValidationErrors::new();
-    let patch = read_fields(&mut Fields::new(&mut errors), body, crm_unit_id.to_owned());
+    let patch = read_fields(
+        &mut Fields::new(&mut errors),
+        body,
+        crm_unit_id.to_owned(),
+        false,
+    );
     errors.into_result(patch)
 }
 
@@ -191,10 +209,42 @@ fn read_crm_unit_id<'a>(fields: &mut Fields<'_>, sent: &'a Sent<String>) -> Opti
     Some(id)
 }
 
-fn read_fields(fields: &mut Fields<'_>, body: &UnitFieldsBody, crm_unit_id: String) -> UnitPatch {
+/// The ids of a bulk body's units that send no `crm_location_id`: those the database must be
+/// asked about to tell new units (which need one) from existing ones.
+pub fn ids_without_location(body: &BulkUnitsBody) -> Vec<&str> {
+    let Sent::Value(items) = &body.units else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .filter_map(|item| match item {
+            Sent::Value(Object(unit)) => Some(unit),
+            _ => None,
+        })
+        .filter(|unit| matches!(unit.fields.crm_location_id, Sent::Missing | Sent::Null))
+        .filter_map(|unit| match &unit.crm_unit_id {
+            Sent::Value(id) if is_valid_crm_unit_id(id) => Some(id.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+pub const LOCATION_REQUIRED: &str =
+    "The crm location id field is required when the unit is created.";
+
+fn read_fields(
+    fields: &mut Fields<'_>,
+    body: &UnitFieldsBody,
+    crm_unit_id: String,
+    location_required: bool,
+) -> UnitPatch {
     let crm_location_id = match fields.optional_str("crm_location_id", &body.crm_location_id) {
         Some(Some(id)) if fields.check_length("crm_location_id", id, 1, MAX_ID_CHARS) => {
             Some(id.to_owned())
+        }
+        None | Some(None) if location_required => {
+            fields.error("crm_location_id", LOCATION_REQUIRED);
+            None
         }
         _ => None,
     };
@@ -331,7 +381,7 @@ mod tests {
     use serde_json::{Value, json};
 
     fn bulk(body: Value) -> Result<Vec<UnitPatch>> {
-        validate_bulk(&serde_json::from_value(body).unwrap(), 3)
+        validate_bulk(&serde_json::from_value(body).unwrap(), 3, None)
     }
 
     fn errors_of(result: Result<Vec<UnitPatch>>) -> Value {

@@ -48,7 +48,21 @@ pub async fn sync_units(
     writes: Writes,
     Body(body): Body<BulkUnitsBody>,
 ) -> Result<Json<Synced>> {
-    let units = input::validate_bulk(&body, state.config.bulk_max_units)?;
+    let max_units = state.config.bulk_max_units;
+    let units = match input::validate_bulk(&body, max_units, None) {
+        Ok(units) => units,
+        Err(first) => {
+            // Name the new units without a location in the same 422 as the other item errors.
+            let ids = input::ids_without_location(&body);
+            if ids.is_empty() {
+                return Err(first);
+            }
+            let existing = store::existing_ids(&state.db, auth.company_id, &ids).await?;
+            return Err(input::validate_bulk(&body, max_units, Some(&existing))
+                .err()
+                .unwrap_or(first));
+        }
+    };
     drop(body);
     let mut tx = writes.transaction().await?;
     let counts = store::sync(&mut tx, auth.company_id, &units, state.clock.now()).await?;
@@ -79,6 +93,8 @@ pub async fn patch_unit(
     let now = state.clock.now();
     let unit = if patch.touches_location() {
         let mut tx = writes.transaction().await?;
+        // The bulk-sync lock before the row lock: the order a bulk sync takes them in.
+        store::lock_company_units(&mut tx, auth.company_id).await?;
         if tenancy::lock_unit(&mut tx, auth.company_id, &crm_unit_id)
             .await?
             .is_none()

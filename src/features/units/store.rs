@@ -8,7 +8,7 @@ use serde::Serialize;
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
-use super::input::{UnitPatch, UnitStatus};
+use super::input::{LOCATION_REQUIRED, UnitPatch, UnitStatus};
 use crate::domain::{Error, Result, ValidationErrors};
 use crate::features::tenancy::{Tenancy, TenantSummary};
 
@@ -91,6 +91,37 @@ pub struct SyncCounts {
 /// Advisory-lock class that serialises bulk syncs of one company, so that telling existing units
 /// from new ones and inserting the new ones cannot race with another sync.
 const BULK_SYNC_LOCK: i32 = 0x4b55_0001;
+
+/// Which of `crm_unit_ids` are units of the company (read without locks: for naming errors only).
+pub async fn existing_ids(
+    db: impl PgExecutor<'_>,
+    company_id: Uuid,
+    crm_unit_ids: &[&str],
+) -> Result<HashSet<String>> {
+    let ids: Vec<String> = crm_unit_ids.iter().map(|id| (*id).to_owned()).collect();
+    let found = sqlx::query_scalar!(
+        "SELECT crm_unit_id FROM units WHERE company_id = $1 AND crm_unit_id = ANY($2)",
+        company_id,
+        &ids,
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(found.into_iter().collect())
+}
+
+/// Takes the company's bulk-sync lock until the transaction ends. Every write that takes it does
+/// so before any row lock, so a bulk sync and a single-unit write never wait on each other in a
+/// circle.
+pub async fn lock_company_units(tx: &mut PgConnection, company_id: Uuid) -> Result<()> {
+    sqlx::query!(
+        "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+        BULK_SYNC_LOCK,
+        company_id.to_string(),
+    )
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
 
 pub async fn find(
     db: impl PgExecutor<'_>,
@@ -195,13 +226,7 @@ pub async fn sync(
     units: &[UnitPatch],
     now: DateTime<Utc>,
 ) -> Result<SyncCounts> {
-    sqlx::query!(
-        "SELECT pg_advisory_xact_lock($1, hashtext($2))",
-        BULK_SYNC_LOCK,
-        company_id.to_string(),
-    )
-    .execute(&mut *tx)
-    .await?;
+    lock_company_units(tx, company_id).await?;
 
     insert_locations(tx, company_id, units, now).await?;
     let existing = update_units(tx, company_id, units, now).await?;
@@ -213,10 +238,7 @@ pub async fn sync(
     let mut errors = ValidationErrors::new();
     for (index, unit) in units.iter().enumerate() {
         if unit.crm_location_id.is_none() && !existing.contains(unit.crm_unit_id.as_str()) {
-            errors.add(
-                format!("units.{index}.crm_location_id"),
-                "The crm location id field is required when the unit is created.",
-            );
+            errors.add(format!("units.{index}.crm_location_id"), LOCATION_REQUIRED);
         }
     }
     errors.into_result(())?;

@@ -154,7 +154,7 @@ impl RateLimiter {
                     metrics::counter!("rate_limiter_unavailable_total", "outcome" => "refused")
                         .increment(1);
                     tracing::error!(error = %err, "rate limiter unreachable: refusing the request");
-                    return Err(Error::Unavailable);
+                    return Err(Error::Unavailable("rate limiter"));
                 }
                 Err(err) => {
                     metrics::counter!("rate_limiter_unavailable_total", "outcome" => "let_through")
