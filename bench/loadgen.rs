@@ -3,6 +3,8 @@
 //!
 //! Environment: BENCH_URL (e.g. http://127.0.0.1:18080/api/v2), BENCH_TOKEN (an API token),
 //! BENCH_SECONDS (measured seconds per throughput scenario, default 10), BENCH_CONCURRENCY (32).
+//! With BENCH_SOAK_SECONDS set (`bench/soak.sh`), it runs the mixed soak load instead and prints
+//! the answers it got by kind and status.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -51,6 +53,15 @@ async fn main() -> anyhow::Result<()> {
         token,
     };
 
+    if let Some(soak_seconds) = std::env::var("BENCH_SOAK_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        return bench
+            .soak(Duration::from_secs(soak_seconds), concurrency)
+            .await;
+    }
+
     let mut rows = Vec::new();
     for (scenario, prefix, count, runs) in [
         ("bulk PATCH 1,000 units (create)", "b1k", 1_000, 1),
@@ -75,12 +86,7 @@ async fn main() -> anyhow::Result<()> {
     }
 
     // The tenant side: logins by OTP (a fake SMS provider: the webhook sink), then access reads.
-    let sink = SmsSink::default();
-    let sms_port: u16 = std::env::var("BENCH_SMS_PORT")
-        .ok()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(18081);
-    sink.serve(sms_port).await?;
+    let sink = SmsSink::start().await?;
     let phones = 4_000;
     bench.seed_tenants(phones, concurrency).await?;
     let tokens = Mutex::new(Vec::new());
@@ -320,6 +326,170 @@ impl Bench {
     }
 }
 
+impl Bench {
+    /// Mixed load for `duration` on `concurrency` workers: single-unit and bulk PMS writes,
+    /// tenant reads, OTP logins and some bad input (malformed JSON, a forged token, an invalid
+    /// bulk body). Prints every answer by kind and status; any 5xx is a failure of the soak.
+    async fn soak(&self, duration: Duration, concurrency: usize) -> anyhow::Result<()> {
+        let sink = SmsSink::start().await?;
+        let phones = 2_000;
+        self.seed_tenants(phones, concurrency).await?;
+        self.seed_units((0..1000).map(
+            |i| json!({"crm_unit_id": format!("single-{i:04}"), "crm_location_id": "single"}),
+        ))
+        .await?;
+        let tokens = Mutex::new(Vec::new());
+        self.otp_login(&sink, concurrency, 200, &tokens).await;
+        let tokens = tokens.into_inner().unwrap();
+        if tokens.is_empty() {
+            bail!("no OTP login succeeded");
+        }
+
+        let answers: Mutex<HashMap<(&'static str, String), usize>> = Mutex::default();
+        let started = Instant::now();
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let worker = || async {
+            while started.elapsed() < duration {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let (kind, request) = self.soak_request(i, &tokens, &sink).await;
+                let status = match request {
+                    Some(Ok(response)) => {
+                        let status = response.status().as_u16().to_string();
+                        let _ = response.bytes().await;
+                        status
+                    }
+                    Some(Err(_)) => "connection error".into(),
+                    None => continue,
+                };
+                *answers.lock().unwrap().entry((kind, status)).or_default() += 1;
+            }
+        };
+        futures_join((0..concurrency).map(|_| worker())).await;
+
+        let answers = answers.into_inner().unwrap();
+        let mut rows: Vec<_> = answers.iter().collect();
+        rows.sort();
+        println!("| request | status | count |");
+        println!("| --- | --- | ---: |");
+        for ((kind, status), count) in &rows {
+            println!("| {kind} | {status} | {count} |");
+        }
+        let failures: usize = answers
+            .iter()
+            .filter(|((_, status), _)| status.starts_with('5') || status == "connection error")
+            .map(|(_, count)| count)
+            .sum();
+        let total: usize = answers.values().sum();
+        println!(
+            "\n{total} requests in {:.0} s, {failures} answered 5xx or failed",
+            started.elapsed().as_secs_f64()
+        );
+        Ok(())
+    }
+
+    /// The `i`-th request of the soak mix; `None` when there is nothing to send this turn.
+    async fn soak_request(
+        &self,
+        i: usize,
+        tokens: &[String],
+        sink: &SmsSink,
+    ) -> (&'static str, Option<reqwest::Result<reqwest::Response>>) {
+        let pms = |method: reqwest::Method, path: String| {
+            self.client
+                .request(method, format!("{}{path}", self.base))
+                .bearer_auth(&self.token)
+                .header("content-type", "application/json")
+        };
+        let status = if i % 2 == 0 { "rented" } else { "available" };
+        match i % 20 {
+            0..=6 => {
+                let body = json!({"status": status}).to_string();
+                let request = pms(
+                    reqwest::Method::PATCH,
+                    format!("/units/single-{:04}", i % 1000),
+                );
+                ("single PATCH", Some(request.body(body).send().await))
+            }
+            7..=12 => {
+                let request = self
+                    .client
+                    .get(format!("{}/tenant/access", self.base))
+                    .bearer_auth(&tokens[i % tokens.len()]);
+                ("tenant read", Some(request.send().await))
+            }
+            13 => {
+                let units: Vec<Value> = (0..100)
+                    .map(|u| json!({"crm_unit_id": format!("single-{:04}", (i + u) % 1000), "status": status}))
+                    .collect();
+                let body = json!({"units": units}).to_string();
+                (
+                    "bulk PATCH 100",
+                    Some(
+                        pms(reqwest::Method::PATCH, "/units".into())
+                            .body(body)
+                            .send()
+                            .await,
+                    ),
+                )
+            }
+            14 => {
+                let request = pms(reqwest::Method::PATCH, "/units/single-0001".into());
+                (
+                    "malformed JSON",
+                    Some(request.body("{\"status\": ").send().await),
+                )
+            }
+            15 => {
+                let request = self
+                    .client
+                    .get(format!("{}/units", self.base))
+                    .bearer_auth("kat_00000000-0000-0000-0000-000000000000.forged");
+                ("forged token", Some(request.send().await))
+            }
+            16 => {
+                let body = json!({"units": [{"crm_unit_id": "", "status": "sold"}]}).to_string();
+                (
+                    "invalid bulk",
+                    Some(
+                        pms(reqwest::Method::PATCH, "/units".into())
+                            .body(body)
+                            .send()
+                            .await,
+                    ),
+                )
+            }
+            _ => {
+                // A login: the code requested, then verified (cooldown and limits are per phone,
+                // so a phone asked again too soon gets its 429, which is part of the mix).
+                let phone_index = 200 + i % 1_800;
+                let national = phone(phone_index)[2..].to_owned();
+                let sent = self
+                    .client
+                    .post(format!("{}/auth/phone", self.base))
+                    .json(&json!({"country_code": "1", "phone_number": national}))
+                    .send()
+                    .await;
+                match sent {
+                    Ok(response) if response.status().is_success() => {
+                        let _ = response.bytes().await;
+                        let Some(code) = sink.code_for(&phone(phone_index)) else {
+                            return ("OTP login", None);
+                        };
+                        let verify = self
+                            .client
+                            .post(format!("{}/auth/verify-otp", self.base))
+                            .json(&json!({"country_code": "1", "phone_number": national, "otp": code}))
+                            .send()
+                            .await;
+                        ("OTP verify", Some(verify))
+                    }
+                    other => ("OTP send", Some(other)),
+                }
+            }
+        }
+    }
+}
+
 fn phone(i: usize) -> String {
     format!("+1555{:07}", i)
 }
@@ -442,6 +612,17 @@ async fn futures_join<F: std::future::Future>(futures: impl Iterator<Item = F>) 
 struct SmsSink(Arc<Mutex<HashMap<String, String>>>);
 
 impl SmsSink {
+    /// A sink listening on BENCH_SMS_PORT (default 18081), where the server's webhook posts.
+    async fn start() -> anyhow::Result<Self> {
+        let sink = SmsSink::default();
+        let port: u16 = std::env::var("BENCH_SMS_PORT")
+            .ok()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(18081);
+        sink.serve(port).await?;
+        Ok(sink)
+    }
+
     async fn serve(&self, port: u16) -> anyhow::Result<()> {
         let sink = self.clone();
         let app = axum::Router::new().route(

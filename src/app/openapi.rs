@@ -11,7 +11,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::features::{admin, api_tokens, companies, otp_login, tenancy, tenant_access, units};
 use crate::http::AppState;
-use crate::http::docs::error_response;
+use crate::http::docs::{error_response, with_retry_after};
 use crate::infra::config::Config;
 
 #[derive(OpenApi)]
@@ -114,12 +114,18 @@ impl Modify for BearerSchemes {
     }
 }
 
-/// Any operation can fail on our side: `500 {"message": "Server error."}`, never with details.
+/// Any operation can fail on our side: `500 {"message": "Server error."}`, never with details, or
+/// `503` with `Retry-After` while the database (or a lock, or the request's time) runs out.
 struct ServerErrors;
 
 impl Modify for ServerErrors {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let response = error_response("Server error; the body never carries details");
+        let unavailable = with_retry_after(error_response(
+            "Try again after `Retry-After`: the database is unavailable, a lock wait passed \
+             `KISS_LOCK_TIMEOUT_MS`, the request was not answered within \
+             `KISS_REQUEST_TIMEOUT_SECS`, or the shared rate limiter cannot be reached",
+        ));
         for item in openapi.paths.paths.values_mut() {
             let operations = [
                 &mut item.get,
@@ -129,11 +135,13 @@ impl Modify for ServerErrors {
                 &mut item.patch,
             ];
             for operation in operations.into_iter().flatten() {
-                operation
-                    .responses
-                    .responses
+                let responses = &mut operation.responses.responses;
+                responses
                     .entry("500".to_owned())
                     .or_insert_with(|| response.clone().into());
+                responses
+                    .entry("503".to_owned())
+                    .or_insert_with(|| unavailable.clone().into());
             }
         }
     }

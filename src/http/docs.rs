@@ -21,7 +21,7 @@ pub fn error_response(description: &str) -> Response {
 }
 
 /// `Retry-After: <seconds>` (an integer ≥ 1).
-fn with_retry_after(response: Response) -> Response {
+pub fn with_retry_after(response: Response) -> Response {
     let mut response = response;
     response.headers.insert(
         "Retry-After".to_owned(),
@@ -65,13 +65,18 @@ impl IntoResponses for Forbidden {
     }
 }
 
-/// The answers to a body that cannot be used: malformed, too large, not JSON, or invalid.
+/// The answers to a body that cannot be used: malformed, not received in time, too large, not
+/// JSON, or invalid.
 pub struct BodyErrors;
 
 impl IntoResponses for BodyErrors {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
         set(&[
             ("400", error_response("Malformed JSON or header")),
+            (
+                "408",
+                error_response("Body not received within `KISS_REQUEST_TIMEOUT_SECS`"),
+            ),
             ("413", error_response("Body over the route's size limit")),
             ("415", error_response("Body not sent as JSON")),
             (
@@ -82,22 +87,16 @@ impl IntoResponses for BodyErrors {
     }
 }
 
-/// 429 when a rate limit refuses the request; 503 when the shared limiter cannot be reached on a
-/// route that must not go on without it.
+/// 429 when a rate limit refuses the request (503, listed on every operation, also covers a
+/// shared limiter that cannot be reached).
 pub struct Limited;
 
 impl IntoResponses for Limited {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
-        set(&[
-            (
-                "429",
-                with_retry_after(error_response("Rate limited or cooling down")),
-            ),
-            (
-                "503",
-                error_response("The shared rate limiter cannot be reached"),
-            ),
-        ])
+        set(&[(
+            "429",
+            with_retry_after(error_response("Rate limited or cooling down")),
+        )])
     }
 }
 

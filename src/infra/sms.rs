@@ -89,3 +89,26 @@ impl SmsSender {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_transport_error_does_not_carry_the_webhook_url() {
+        let sender = SmsSender::new(SmsProvider::Webhook {
+            url: "http://127.0.0.1:1/send?key=hook-secret-5"
+                .to_owned()
+                .into(),
+        });
+        let phone = PhoneE164::parse("+15551234567").unwrap();
+        let err = sender
+            .send(&phone, "Your code is 123456")
+            .await
+            .unwrap_err();
+        for rendered in [err.to_string(), format!("{err:?}")] {
+            assert!(!rendered.contains("hook-secret-5"), "{rendered}");
+            assert!(!rendered.contains("127.0.0.1:1/send"), "{rendered}");
+        }
+    }
+}

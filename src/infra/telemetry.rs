@@ -22,6 +22,8 @@ pub fn init(format: LogFormat) {
     };
 }
 
+const METRICS_UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The process's Prometheus recorder, installed on first use (tests build many apps in one
 /// process; they share it).
 pub fn metrics() -> &'static metrics_exporter_prometheus::PrometheusHandle {
@@ -42,6 +44,17 @@ pub fn metrics() -> &'static metrics_exporter_prometheus::PrometheusHandle {
         let handle = recorder.handle();
         // Another recorder may already be installed (e.g. by an embedding test); keep ours local then.
         let _ = metrics::set_global_recorder(recorder);
+        // Histogram samples wait in a buffer until upkeep folds them into their buckets; without
+        // it, a server nobody scrapes grows by every request's latency sample.
+        let upkeep = handle.clone();
+        let _ = std::thread::Builder::new()
+            .name("metrics-upkeep".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(METRICS_UPKEEP_EVERY);
+                    upkeep.run_upkeep();
+                }
+            });
         handle
     })
 }
