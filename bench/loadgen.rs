@@ -400,7 +400,11 @@ impl Bench {
                 .bearer_auth(&self.token)
                 .header("content-type", "application/json")
         };
-        let status = if i.is_multiple_of(2) { "rented" } else { "available" };
+        let status = if i.is_multiple_of(2) {
+            "rented"
+        } else {
+            "available"
+        };
         match i % 20 {
             0..=6 => {
                 let body = json!({"status": status}).to_string();
