@@ -46,6 +46,10 @@ pub enum Error {
     /// the log and metrics only.
     #[error("service unavailable: {0}")]
     Unavailable(&'static str),
+    /// A service-wide quota (the daily SMS budget) is spent until a slot frees in this many
+    /// seconds: the service, not the client, is out of allowance.
+    #[error("quota exhausted")]
+    QuotaExhausted { retry_after_secs: u64 },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }

@@ -34,6 +34,26 @@ impl PhoneE164 {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The ISO 3166-1 alpha-2 region the numbering plan places the number in. A number the plan
+    /// cannot place (such as the test range `+1 555…`) belongs to its calling code's main region,
+    /// the one that country code is billed as.
+    pub fn region(&self) -> Option<String> {
+        let number = phonenumber::parse(None, &self.0).ok()?;
+        if let Some(id) = number.country().id() {
+            return Some(id.as_ref().to_owned());
+        }
+        let regions = phonenumber::metadata::DATABASE.region(&number.code().value())?;
+        regions
+            .first()
+            .filter(|region| **region != "001")
+            .map(|region| (*region).to_owned())
+    }
+
+    /// The last four digits, the most of a phone that logs and audit records show.
+    pub fn last_four(&self) -> &str {
+        &self.0[self.0.len().saturating_sub(4)..]
+    }
 }
 
 impl fmt::Display for PhoneE164 {
@@ -88,6 +108,19 @@ mod tests {
         ] {
             assert_eq!(e164(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn regions_come_from_the_numbering_plan() {
+        let region = |input: &str| PhoneE164::parse(input).unwrap().region();
+        assert_eq!(region("+1 613 782 7274").as_deref(), Some("CA"));
+        assert_eq!(region("+1 520 878 2491").as_deref(), Some("US"));
+        assert_eq!(region("+1 876 927 1234").as_deref(), Some("JM"));
+        assert_eq!(region("+44 7700 900123").as_deref(), Some("GB"));
+        assert_eq!(region("+33 6 12 34 56 78").as_deref(), Some("FR"));
+        // Unplaceable: the calling code's main region.
+        assert_eq!(region("+1 555 123 4567").as_deref(), Some("US"));
+        assert_eq!(PhoneE164::parse("+15551234567").unwrap().last_four(), "4567");
     }
 
     #[test]

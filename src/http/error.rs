@@ -26,7 +26,7 @@ pub fn status(error: &Error) -> StatusCode {
         Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
         Error::BadGateway(_) => StatusCode::BAD_GATEWAY,
         Error::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-        Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Unavailable(_) | Error::QuotaExhausted { .. } => StatusCode::SERVICE_UNAVAILABLE,
         Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -50,7 +50,9 @@ pub fn message(error: &Error) -> String {
             format!("Too many attempts. Please try again in {retry_after_secs} seconds.")
         }
         Error::RequestTimeout => "Request timeout.".into(),
-        Error::Unavailable(_) | Error::Internal(_) => "Server error.".into(),
+        Error::Unavailable(_) | Error::QuotaExhausted { .. } | Error::Internal(_) => {
+            "Server error.".into()
+        }
     }
 }
 
@@ -91,7 +93,10 @@ impl IntoResponse for Error {
                     HeaderValue::from_static(challenge),
                 );
             }
-            Some(Error::TooManyRequests { retry_after_secs }) => {
+            Some(
+                Error::TooManyRequests { retry_after_secs }
+                | Error::QuotaExhausted { retry_after_secs },
+            ) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
             }
             Some(Error::Unavailable(cause)) => {

@@ -21,7 +21,11 @@ use crate::infra::clock::SharedClock;
 use crate::infra::config::Config;
 use crate::infra::crypto::SecretHasher;
 use crate::infra::sms::SmsSender;
+use crate::services::latency::LatencyProfile;
 use crate::services::rate_limit::RateLimiter;
+
+/// What an SMS send is assumed to take until one has been timed (a provider's API call).
+const ASSUMED_SMS_LATENCY: std::time::Duration = std::time::Duration::from_millis(200);
 
 pub use request_id::RequestId;
 
@@ -45,6 +49,8 @@ pub struct AppState {
     pub hasher: Arc<SecretHasher>,
     pub sms: SmsSender,
     pub limiter: Arc<RateLimiter>,
+    /// How long issuing and sending a code took lately (the anti-enumeration mode imitates it).
+    pub sms_latency: Arc<LatencyProfile>,
 }
 
 impl AppState {
@@ -62,6 +68,7 @@ impl AppState {
             hasher,
             sms,
             limiter,
+            sms_latency: Arc::new(LatencyProfile::new(ASSUMED_SMS_LATENCY)),
         })
     }
 }

@@ -16,7 +16,12 @@ use super::extract::{ParsedBody, parse_json_body, read_limited};
 use crate::domain::Error;
 use crate::domain::validation::Validate;
 use crate::services::auth::CompanyAuth;
-use crate::services::rate_limit::Scope;
+use crate::services::rate_limit::{Scope, Ticket};
+
+/// Left in the request's extensions by an admitted request: the slot it holds in each of its
+/// keys, for a handler that may give a reservation back.
+#[derive(Clone)]
+pub struct Admission(pub Ticket);
 
 /// Runs the request if the limiter admits it under `keys`; a refusal is the 429 and nothing else
 /// happens. Either way the answer carries the `RateLimit` headers.
@@ -31,11 +36,13 @@ pub async fn enforce(
         Err(err) => return err.into_response(),
     };
     let mut response = if decision.allowed {
+        let mut request = request;
+        request
+            .extensions_mut()
+            .insert(Admission(decision.ticket.clone()));
         next.run(request).await
     } else {
-        for scope in decision.scopes() {
-            metrics::counter!("rate_limited_total", "scope" => scope.name()).increment(1);
-        }
+        count_refusal(keys.iter().map(|(scope, _)| *scope));
         Error::TooManyRequests {
             retry_after_secs: decision.retry_after_secs,
         }
@@ -50,6 +57,23 @@ pub async fn enforce(
         }
     }
     response
+}
+
+/// Metrics of a refused request: per scope, and for the OTP routes what it means (an SMS not
+/// sent, a verification not made).
+fn count_refusal(scopes: impl Iterator<Item = Scope>) {
+    let (mut sms, mut verification) = (false, false);
+    for scope in scopes {
+        metrics::counter!("rate_limited_total", "scope" => scope.name()).increment(1);
+        sms |= scope.limits_sms();
+        verification |= scope.limits_verification();
+    }
+    if sms {
+        metrics::counter!("sms_refused_total", "reason" => "limit").increment(1);
+    }
+    if verification {
+        metrics::counter!("otp_verifications_total", "result" => "limited").increment(1);
+    }
 }
 
 /// The client's address: the TCP peer, unless the peer is a trusted proxy

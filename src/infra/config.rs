@@ -9,9 +9,11 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use base64::Engine as _;
-use chrono::TimeDelta;
+use chrono::{DateTime, TimeDelta, Utc};
 use ipnet::IpNet;
 use secrecy::{ExposeSecret, SecretBox, SecretString};
+
+use crate::domain::phone::PhoneE164;
 
 /// `KISS_ENV`: production refuses settings that are only safe on a developer's machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,7 +36,20 @@ pub enum SmsProvider {
     },
     Webhook {
         url: SecretString,
+        /// Signs each request (`X-Kiss-Signature`) when set.
+        secret: Option<SecretString>,
     },
+}
+
+impl SmsProvider {
+    /// The provider's name, as metrics label it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            SmsProvider::Log => "log",
+            SmsProvider::Twilio { .. } => "twilio",
+            SmsProvider::Webhook { .. } => "webhook",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +99,53 @@ pub struct RateLimits {
     pub pms_bulk: RateLimit,
     pub pms_unit: RateLimit,
     pub admin_sign_in: RateLimit,
+    /// `POST /auth/phone` per client IP.
+    pub otp_send_ip: RateLimit,
+    /// `POST /auth/verify-otp` per client IP.
+    pub otp_verify_ip: RateLimit,
+    /// `POST /auth/phone` per phone over a day.
+    pub otp_send_daily: RateLimit,
+    /// Wrong codes per phone over a day (`KISS_OTP_MAX_FAILED_PER_DAY` per 86400 s).
+    pub otp_failed_daily: RateLimit,
+    /// SMS sent by the whole service over a day; `None` without a budget.
+    pub sms_daily_budget: Option<RateLimit>,
+}
+
+/// Seconds in the rolling day of the daily limits.
+pub const DAY_SECS: u32 = 86_400;
+
+/// `KISS_TEST_OTP`: fixed codes for listed phones (app-store review), until `KISS_TEST_OTP_UNTIL`.
+#[derive(Clone, Default)]
+pub struct TestOtps {
+    codes: Vec<(String, SecretString)>,
+    pub until: Option<DateTime<Utc>>,
+}
+
+impl TestOtps {
+    /// The fixed code of `phone` (E.164) while test codes are in force at `now`.
+    pub fn code_for(&self, phone: &str, now: DateTime<Utc>) -> Option<&str> {
+        if self.until.is_some_and(|until| now >= until) {
+            return None;
+        }
+        self.codes
+            .iter()
+            .find(|(listed, _)| listed == phone)
+            .map(|(_, code)| code.expose_secret())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.codes.is_empty()
+    }
+}
+
+/// The phones, not their codes.
+impl fmt::Debug for TestOtps {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TestOtps")
+            .field("phones", &self.codes.iter().map(|(p, _)| p).collect::<Vec<_>>())
+            .field("until", &self.until)
+            .finish()
+    }
 }
 
 /// The secret behind every keyed hash (tokens, OTP codes).
@@ -167,6 +229,15 @@ pub struct Config {
     pub lock_timeout: Duration,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
+    /// ISO 3166-1 alpha-2 codes SMS may go to; empty: every country.
+    pub sms_allowed_countries: Vec<String>,
+    pub test_otps: TestOtps,
+    /// The app's name in the SMS text.
+    pub sms_app_name: Option<String>,
+    /// The origin of the SMS's autofill line (`@<domain> #<code>`).
+    pub sms_autofill_domain: Option<String>,
+    /// `/auth/phone` answers unknown phones as known ones.
+    pub otp_hide_unknown_phones: bool,
     pub log_format: LogFormat,
     /// Things worth a warning once logging is up (e.g. a generated app key).
     pub warnings: Vec<String>,
@@ -260,6 +331,16 @@ impl Config {
                     .unwrap_or_else(|| "https://api.twilio.com".to_owned()),
             },
             Some("webhook") => SmsProvider::Webhook {
+                secret: match vars.get("KISS_SMS_WEBHOOK_SECRET") {
+                    Some(secret) => Some(secret.into()),
+                    None if env == Environment::Production => {
+                        return Err(ConfigError::new(
+                            "KISS_SMS_WEBHOOK_SECRET",
+                            "required in production with KISS_SMS_PROVIDER=webhook, so the receiver can tell kiss-auth's requests from forged ones",
+                        ));
+                    }
+                    None => None,
+                },
                 url: vars
                     .url("KISS_SMS_WEBHOOK_URL")?
                     .ok_or_else(|| {
@@ -295,6 +376,15 @@ impl Config {
                 "required when KISS_RATE_LIMIT_BACKEND=redis (e.g. redis://127.0.0.1:6379)",
             ));
         }
+
+        let test_otps = vars.test_otps(env)?;
+        let sms_daily_budget = match vars.number("KISS_SMS_DAILY_BUDGET", 0u32, 0..=100_000_000)? {
+            0 => None,
+            max => Some(RateLimit {
+                max,
+                window_secs: DAY_SECS,
+            }),
+        };
 
         let log_format = match vars.get("KISS_LOG_FORMAT").as_deref() {
             None | Some("pretty") => LogFormat::Pretty,
@@ -337,6 +427,14 @@ impl Config {
                 pms_bulk: vars.rate_limit("KISS_RATE_LIMIT_PMS_BULK", "60/60s")?,
                 pms_unit: vars.rate_limit("KISS_RATE_LIMIT_PMS_UNIT", "600/60s")?,
                 admin_sign_in: vars.rate_limit("KISS_RATE_LIMIT_ADMIN_SIGN_IN", "10/60s")?,
+                otp_send_ip: vars.rate_limit("KISS_RATE_LIMIT_OTP_SEND_IP", "20/3600s")?,
+                otp_verify_ip: vars.rate_limit("KISS_RATE_LIMIT_OTP_VERIFY_IP", "60/3600s")?,
+                otp_send_daily: vars.rate_limit("KISS_RATE_LIMIT_OTP_SEND_DAILY", "10/86400s")?,
+                otp_failed_daily: RateLimit {
+                    max: vars.number("KISS_OTP_MAX_FAILED_PER_DAY", 15, 1..=1_000_000)?,
+                    window_secs: DAY_SECS,
+                },
+                sms_daily_budget,
             },
             bulk_max_units: vars.number("KISS_BULK_MAX_UNITS", 10_000, 1..=1_000_000)?,
             body_limit_bytes: vars.number("KISS_BODY_LIMIT_BYTES", 16_777_216, 1024..=1 << 30)?,
@@ -367,6 +465,19 @@ impl Config {
                 1..=3_600_000,
             )?),
             trusted_proxies: vars.networks("KISS_TRUSTED_PROXIES")?,
+            sms_allowed_countries: vars.countries("KISS_SMS_ALLOWED_COUNTRIES")?,
+            test_otps,
+            sms_app_name: vars.sms_text(
+                "KISS_SMS_APP_NAME",
+                |c| !c.is_control(),
+                "an app name of at most 40 characters on one line",
+            )?,
+            sms_autofill_domain: vars.sms_text(
+                "KISS_SMS_AUTOFILL_DOMAIN",
+                |c| c.is_ascii_alphanumeric() || c == '.' || c == '-',
+                "a host name such as app.example.com (the web origin the code is bound to)",
+            )?,
+            otp_hide_unknown_phones: vars.flag("KISS_OTP_HIDE_UNKNOWN_PHONES")?,
             log_format,
             warnings,
         })
@@ -471,6 +582,102 @@ impl Vars<'_> {
                     })
             })
             .collect()
+    }
+
+    fn flag(&self, name: &'static str) -> Result<bool, ConfigError> {
+        match self.get(name).as_deref().map(str::trim) {
+            None | Some("false") | Some("0") => Ok(false),
+            Some("true") | Some("1") => Ok(true),
+            Some(other) => Err(ConfigError::new(
+                name,
+                format!("expected `true` or `false`, got {other:?}"),
+            )),
+        }
+    }
+
+    /// Comma-separated ISO 3166-1 alpha-2 codes, as the phone-number metadata knows them.
+    fn countries(&self, name: &'static str) -> Result<Vec<String>, ConfigError> {
+        let Some(value) = self.get(name) else {
+            return Ok(Vec::new());
+        };
+        value
+            .split(',')
+            .map(|part| part.trim().to_ascii_uppercase())
+            .filter(|part| !part.is_empty())
+            .map(|code| match code.parse::<phonenumber::country::Id>() {
+                Ok(_) => Ok(code),
+                Err(_) => Err(ConfigError::new(
+                    name,
+                    format!("expected ISO 3166-1 alpha-2 country codes such as US,CA, got {code:?}"),
+                )),
+            })
+            .collect()
+    }
+
+    /// A short piece of the SMS text, of at most 40 characters that all pass `allowed`.
+    fn sms_text(
+        &self,
+        name: &'static str,
+        allowed: impl Fn(char) -> bool,
+        expected: &str,
+    ) -> Result<Option<String>, ConfigError> {
+        let Some(value) = self.get(name) else {
+            return Ok(None);
+        };
+        let value = value.trim();
+        if value.chars().count() > 40 || !value.chars().all(allowed) {
+            return Err(ConfigError::new(
+                name,
+                format!("expected {expected}, got {value:?}"),
+            ));
+        }
+        Ok(Some(value.to_owned()))
+    }
+
+    /// `KISS_TEST_OTP` (`+E164=CODE,…`) and `KISS_TEST_OTP_UNTIL`. The codes are never echoed.
+    fn test_otps(&self, env: Environment) -> Result<TestOtps, ConfigError> {
+        let until = match self.get("KISS_TEST_OTP_UNTIL") {
+            Some(value) => Some(
+                DateTime::parse_from_rfc3339(value.trim())
+                    .map(|t| t.with_timezone(&Utc))
+                    .map_err(|_| {
+                        ConfigError::new(
+                            "KISS_TEST_OTP_UNTIL",
+                            format!("expected an RFC 3339 instant such as 2027-01-31T00:00:00Z, got {value:?}"),
+                        )
+                    })?,
+            ),
+            None => None,
+        };
+        let Some(value) = self.get("KISS_TEST_OTP") else {
+            return Ok(TestOtps::default());
+        };
+        if until.is_none() && env == Environment::Production {
+            return Err(ConfigError::new(
+                "KISS_TEST_OTP_UNTIL",
+                "required in production with KISS_TEST_OTP, so review logins cannot outlive the review",
+            ));
+        }
+        let codes = value
+            .split(',')
+            .map(str::trim)
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| {
+                let bad = |problem: &str| ConfigError::new("KISS_TEST_OTP", problem.to_owned());
+                let (phone, code) = pair
+                    .split_once('=')
+                    .ok_or_else(|| bad("expected comma-separated `+E164=CODE` pairs"))?;
+                let phone = PhoneE164::parse(phone.trim()).ok_or_else(|| {
+                    bad(&format!("expected an E.164 phone number, got {:?}", phone.trim()))
+                })?;
+                let code = code.trim();
+                if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(bad(&format!("the code of {phone} must be 6 digits")));
+                }
+                Ok((phone.to_string(), SecretString::from(code.to_owned())))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(TestOtps { codes, until })
     }
 
     fn rate_limit(&self, name: &'static str, default: &str) -> Result<RateLimit, ConfigError> {
@@ -658,5 +865,110 @@ mod tests {
         assert_eq!(limit.to_string(), "7/30s");
         assert!("7/30".parse::<RateLimit>().is_err());
         assert!("x/30s".parse::<RateLimit>().is_err());
+    }
+
+    #[test]
+    fn abuse_controls_default_to_the_contract() {
+        let config = config(&[]).unwrap();
+        let limits = config.rate_limits;
+        assert_eq!(limits.otp_send_ip.to_string(), "20/3600s");
+        assert_eq!(limits.otp_verify_ip.to_string(), "60/3600s");
+        assert_eq!(limits.otp_send_daily.to_string(), "10/86400s");
+        assert_eq!(limits.otp_failed_daily.to_string(), "15/86400s");
+        assert_eq!(limits.sms_daily_budget, None);
+        assert!(config.sms_allowed_countries.is_empty());
+        assert!(config.test_otps.is_empty());
+        assert_eq!(config.sms_app_name, None);
+        assert_eq!(config.sms_autofill_domain, None);
+        assert!(!config.otp_hide_unknown_phones);
+    }
+
+    #[test]
+    fn abuse_controls_are_read_and_checked() {
+        let parse = config;
+        let read = parse(&[
+            ("KISS_SMS_ALLOWED_COUNTRIES", "us, ca"),
+            ("KISS_SMS_DAILY_BUDGET", "500"),
+            ("KISS_OTP_MAX_FAILED_PER_DAY", "9"),
+            ("KISS_TEST_OTP", "+1 555 123 4567=908172, +447700900123=364501"),
+            ("KISS_TEST_OTP_UNTIL", "2027-01-31T00:00:00Z"),
+            ("KISS_SMS_APP_NAME", "Acme Storage"),
+            ("KISS_SMS_AUTOFILL_DOMAIN", "app.acme.example"),
+            ("KISS_OTP_HIDE_UNKNOWN_PHONES", "true"),
+        ])
+        .unwrap();
+        let config = &read;
+        assert_eq!(config.sms_allowed_countries, ["US", "CA"]);
+        assert_eq!(
+            config.rate_limits.sms_daily_budget.map(|b| b.to_string()),
+            Some("500/86400s".to_owned())
+        );
+        assert_eq!(config.rate_limits.otp_failed_daily.max, 9);
+        let until = config.test_otps.until.unwrap();
+        assert_eq!(
+            config
+                .test_otps
+                .code_for("+15551234567", until - TimeDelta::seconds(1)),
+            Some("908172")
+        );
+        assert_eq!(config.test_otps.code_for("+15551234567", until), None);
+        assert_eq!(config.test_otps.code_for("+15550000000", until - TimeDelta::days(1)), None);
+        let rendered = format!("{config:?}");
+        assert!(!rendered.contains("908172") && !rendered.contains("364501"), "{rendered}");
+        assert!(config.otp_hide_unknown_phones);
+
+        for (name, value) in [
+            ("KISS_SMS_ALLOWED_COUNTRIES", "US,XX"),
+            ("KISS_SMS_DAILY_BUDGET", "-1"),
+            ("KISS_OTP_MAX_FAILED_PER_DAY", "0"),
+            ("KISS_TEST_OTP", "+15551234567=12345"),
+            ("KISS_TEST_OTP", "5551234567=123456"),
+            ("KISS_TEST_OTP_UNTIL", "tomorrow"),
+            ("KISS_SMS_APP_NAME", "Line\nbreak"),
+            ("KISS_SMS_AUTOFILL_DOMAIN", "https://app.example.com"),
+            ("KISS_OTP_HIDE_UNKNOWN_PHONES", "yes please"),
+            ("KISS_RATE_LIMIT_OTP_SEND_IP", "20"),
+        ] {
+            let err = parse(&[(name, value)]).unwrap_err();
+            assert_eq!(err.variable, name, "for {name}={value}");
+        }
+    }
+
+    #[test]
+    fn production_refuses_test_otps_without_an_expiry() {
+        let production = [
+            ("KISS_ENV", "production"),
+            ("KISS_APP_KEY", KEY),
+            ("KISS_SMS_PROVIDER", "webhook"),
+            ("KISS_SMS_WEBHOOK_URL", "https://sms.example/send"),
+            ("KISS_SMS_WEBHOOK_SECRET", "whsec-1"),
+        ];
+        let mut vars = production.to_vec();
+        vars.push(("KISS_TEST_OTP", "+15551234567=123456"));
+        let err = config(&vars).unwrap_err();
+        assert_eq!(err.variable, "KISS_TEST_OTP_UNTIL");
+        vars.push(("KISS_TEST_OTP_UNTIL", "2027-01-31T00:00:00Z"));
+        assert!(config(&vars).is_ok());
+        // Development may keep test codes without an end.
+        assert!(config(&[("KISS_TEST_OTP", "+15551234567=123456")]).is_ok());
+    }
+
+    #[test]
+    fn production_refuses_an_unsigned_sms_webhook() {
+        let err = config(&[
+            ("KISS_ENV", "production"),
+            ("KISS_APP_KEY", KEY),
+            ("KISS_SMS_PROVIDER", "webhook"),
+            ("KISS_SMS_WEBHOOK_URL", "https://sms.example/send"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.variable, "KISS_SMS_WEBHOOK_SECRET");
+        let signed = config(&[
+            ("KISS_SMS_PROVIDER", "webhook"),
+            ("KISS_SMS_WEBHOOK_URL", "https://sms.example/send"),
+            ("KISS_SMS_WEBHOOK_SECRET", "whsec-secret-7"),
+        ])
+        .unwrap();
+        assert!(!format!("{signed:?}").contains("whsec-secret-7"));
     }
 }

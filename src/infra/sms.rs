@@ -1,11 +1,14 @@
 //! Sending SMS through the configured provider: `log` (development), `twilio` (its real Messages
-//! API) or `webhook` (POST `{"to", "body"}` as JSON).
+//! API) or `webhook` (POST `{"to", "body"}` as JSON, signed with `X-Kiss-Signature` when a
+//! secret is configured).
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret as _;
 
 use super::config::SmsProvider;
+use super::crypto::signature_header;
 use crate::domain::phone::PhoneE164;
 
 /// How long a provider may take before the send counts as failed.
@@ -44,7 +47,17 @@ impl SmsSender {
         SmsSender { provider, client }
     }
 
-    pub async fn send(&self, to: &PhoneE164, body: &str) -> Result<(), SmsError> {
+    pub fn provider_name(&self) -> &'static str {
+        self.provider.name()
+    }
+
+    /// Sends `body` to `to`; `now` dates the webhook signature.
+    pub async fn send(
+        &self,
+        to: &PhoneE164,
+        body: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), SmsError> {
         let request = match &self.provider {
             SmsProvider::Log => {
                 tracing::info!(to = %to, message = body, "SMS (log provider, development only)");
@@ -62,10 +75,22 @@ impl SmsSender {
                 ))
                 .basic_auth(account_sid, Some(auth_token.expose_secret()))
                 .form(&[("To", to.as_str()), ("From", from), ("Body", body)]),
-            SmsProvider::Webhook { url } => self
-                .client
-                .post(url.expose_secret())
-                .json(&serde_json::json!({"to": to.as_str(), "body": body})),
+            SmsProvider::Webhook { url, secret } => {
+                let json = serde_json::json!({"to": to.as_str(), "body": body}).to_string();
+                let mut request = self
+                    .client
+                    .post(url.expose_secret())
+                    .header(reqwest::header::CONTENT_TYPE, "application/json");
+                if let Some(secret) = secret {
+                    let signature = signature_header(
+                        secret.expose_secret().as_bytes(),
+                        now.timestamp(),
+                        json.as_bytes(),
+                    );
+                    request = request.header("x-kiss-signature", signature);
+                }
+                request.body(json)
+            }
         };
         let response = request
             .send()
@@ -100,10 +125,11 @@ mod tests {
             url: "http://127.0.0.1:1/send?key=hook-secret-5"
                 .to_owned()
                 .into(),
+            secret: None,
         });
         let phone = PhoneE164::parse("+15551234567").unwrap();
         let err = sender
-            .send(&phone, "Your code is 123456")
+            .send(&phone, "Your code is 123456", Utc::now())
             .await
             .unwrap_err();
         for rendered in [err.to_string(), format!("{err:?}")] {

@@ -27,15 +27,15 @@ pub enum Issued {
     },
 }
 
-/// Stores a new challenge for the phone, replacing the previous one, unless the previous one was
-/// sent within the cooldown. Check and replace are one statement, so two concurrent requests for
-/// the same phone cannot both send a code.
+/// Stores a new challenge for the phone, valid until `expires_at`, replacing the previous one,
+/// unless the previous one was sent within the cooldown. Check and replace are one statement, so
+/// two concurrent requests for the same phone cannot both send a code.
 pub async fn issue(
     db: &PgPool,
     phone: &PhoneE164,
     code_hash: &[u8],
     now: DateTime<Utc>,
-    ttl: TimeDelta,
+    expires_at: DateTime<Utc>,
     cooldown: TimeDelta,
 ) -> Result<Issued> {
     let stored = sqlx::query_scalar!(
@@ -49,7 +49,7 @@ pub async fn issue(
         phone.as_str(),
         code_hash,
         now,
-        now + ttl,
+        expires_at,
         now - cooldown,
     )
     .fetch_optional(db)

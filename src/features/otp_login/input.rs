@@ -37,10 +37,11 @@ impl Validate for PhoneLogin {
     }
 }
 
-/// Sending is limited per phone, in E.164 so that every spelling of one number shares its limit.
+/// Sending is limited per client IP whatever the body says, and per phone (a minute and a day)
+/// in E.164, so that every spelling of one number shares its limits.
 impl LimitedBody for PhoneLogin {
-    fn rate_limit_keys(raw: &PhoneBody, _: Option<IpAddr>) -> Vec<(Scope, String)> {
-        phone_key(Scope::OtpSend, raw)
+    fn rate_limit_keys(raw: &PhoneBody, ip: Option<IpAddr>) -> Vec<(Scope, String)> {
+        limit_keys(raw, ip, Scope::OtpSendIp, [Scope::OtpSend, Scope::OtpSendDaily])
     }
 }
 
@@ -92,19 +93,33 @@ impl Validate for VerifyOtp {
     }
 }
 
+/// Verifying is limited per client IP, per phone, and by the phone's wrong codes of the day (a
+/// slot the handler gives back unless the code was wrong).
 impl LimitedBody for VerifyOtp {
-    fn rate_limit_keys(raw: &VerifyOtpBody, _: Option<IpAddr>) -> Vec<(Scope, String)> {
-        phone_key(Scope::OtpVerify, &raw.phone)
+    fn rate_limit_keys(raw: &VerifyOtpBody, ip: Option<IpAddr>) -> Vec<(Scope, String)> {
+        limit_keys(
+            &raw.phone,
+            ip,
+            Scope::OtpVerifyIp,
+            [Scope::OtpVerify, Scope::OtpFailedDaily],
+        )
     }
 }
 
-/// The phone a body names, if it names a valid one, as the key of `scope`.
-fn phone_key(scope: Scope, raw: &PhoneBody) -> Vec<(Scope, String)> {
+/// The client IP under `ip_scope`, and the phone a body names, if it names a valid one, under
+/// each of `phone_scopes`.
+fn limit_keys(
+    raw: &PhoneBody,
+    ip: Option<IpAddr>,
+    ip_scope: Scope,
+    phone_scopes: [Scope; 2],
+) -> Vec<(Scope, String)> {
+    let ip_key = ip.map(|ip| (ip_scope, ip.to_string()));
     let phone = read_phone(&mut Fields::new(&mut ValidationErrors::new()), raw);
-    phone
-        .map(|phone| (scope, phone.to_string()))
+    let phone_keys = phone
         .into_iter()
-        .collect()
+        .flat_map(|phone| phone_scopes.map(|scope| (scope, phone.to_string())));
+    ip_key.into_iter().chain(phone_keys).collect()
 }
 
 /// `country_code` (1–3 digits, no `+`) and `phone_number` (7–15 digits once spaces, dashes, dots

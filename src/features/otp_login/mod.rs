@@ -1,14 +1,19 @@
 //! Tenant login by phone and SMS code (CONTRACT §5, the KISS "Tenant OTP Flow"): request a code,
-//! verify it, choose among several accounts, log out. Both public routes are limited per phone
-//! before they do anything (`input` says how their keys are read).
+//! verify it, choose among several accounts, log out. Both public routes are limited per client
+//! IP and per phone before they do anything (`input` says how their keys are read); the abuse
+//! controls of §11 (countries, the SMS budget, the daily cap of wrong codes, test codes, the
+//! anti-enumeration mode) are applied here.
 
 mod challenges;
 pub mod input;
+mod message;
 mod tokens;
 
-use axum::Json;
+use std::time::Instant;
+
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgConnection;
@@ -19,13 +24,19 @@ use crate::http::AppState;
 use crate::http::docs::{BodyErrors, Limited, Unauthenticated};
 use crate::http::error::ErrorBody;
 use crate::http::extract::Input;
+use crate::http::rate_limit::Admission;
 use crate::infra::crypto::constant_time_eq;
 use crate::services::auth::TenantAuth;
+use crate::services::rate_limit::{Scope, Ticket};
 use challenges::Issued;
 use input::{PhoneBody, PhoneLogin, VerifyOtp, VerifyOtpBody};
 
 const NO_SUCH_TENANT: &str = "A tenant with the submitted phone number does not exist.";
 const INVALID_OTP: &str = "The OTP code is invalid or has expired.";
+const COUNTRY_NOT_ENABLED: &str = "SMS to this country is not enabled.";
+const OTP_SENT: &str = "OTP sent successfully.";
+/// The one key of the service-wide SMS budget.
+const BUDGET_KEY: &str = "service";
 
 /// `{"message"}` of a successful answer without data.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -48,51 +59,133 @@ pub struct VerifyAnswer {
 #[utoipa::path(
     post, path = "/api/v2/auth/phone", tag = "tenant login",
     request_body = PhoneBody,
-    responses((status = 200, description = "OTP sent", body = Message),
+    responses((status = 200, description = "OTP sent (with `KISS_OTP_HIDE_UNKNOWN_PHONES`, also for a phone without accounts, to which nothing is sent)", body = Message),
               (status = 502, description = "The SMS provider failed", body = ErrorBody),
+              (status = 503, description = "The daily SMS budget (`KISS_SMS_DAILY_BUDGET`) is spent; `Retry-After` says when a slot frees", body = ErrorBody,
+               headers(("Retry-After" = u64, description = "Seconds until the budget allows another SMS"))),
               BodyErrors, Limited)
 )]
 pub async fn request_code(
     State(state): State<AppState>,
     Input(PhoneLogin { phone }): Input<PhoneLogin>,
 ) -> Result<Json<Message>> {
-    if accounts_of(&mut *state.db.acquire().await?, &phone)
+    let started = Instant::now();
+    let config = &state.config;
+    let allowed = &config.sms_allowed_countries;
+    if !allowed.is_empty() && !phone.region().is_some_and(|region| allowed.contains(&region)) {
+        metrics::counter!("sms_refused_total", "reason" => "country").increment(1);
+        return Err(Error::field("phone_number", COUNTRY_NOT_ENABLED));
+    }
+    let known = !accounts_of(&mut *state.db.acquire().await?, &phone)
         .await?
-        .is_empty()
-    {
+        .is_empty();
+    if !known && !config.otp_hide_unknown_phones {
         return Err(Error::Unprocessable(NO_SUCH_TENANT));
     }
+
+    // A phone without accounts (in the anti-enumeration mode) gets a challenge too, for a code
+    // nobody knows: its cooldown and its verify answers are then those of a known phone.
     let now = state.clock.now();
-    let code = challenges::generate_code();
+    let test_code = config
+        .test_otps
+        .code_for(phone.as_str(), now)
+        .filter(|_| known);
+    let code = test_code.map_or_else(challenges::generate_code, str::to_owned);
+    let mut expires_at = now + config.otp_ttl;
+    if let (Some(_), Some(until)) = (test_code, config.test_otps.until) {
+        expires_at = expires_at.min(until);
+    }
     let code_hash = challenges::code_hash(&state.hasher, &phone, &code);
-    let config = &state.config;
     let issued = challenges::issue(
         &state.db,
         &phone,
         &code_hash,
         now,
-        config.otp_ttl,
+        expires_at,
         config.otp_resend_cooldown,
     )
     .await?;
     if let Issued::CoolingDown { retry_after_secs } = issued {
+        metrics::counter!("sms_refused_total", "reason" => "limit").increment(1);
         return Err(Error::TooManyRequests { retry_after_secs });
     }
+    if test_code.is_some() {
+        metrics::counter!("otp_test_codes_issued_total").increment(1);
+        return Ok(sent());
+    }
 
-    let minutes = config.otp_ttl.num_minutes().max(1);
-    let body = format!("Your verification code is {code}. It expires in {minutes} minutes.");
-    if let Err(err) = state.sms.send(&phone, &body).await {
+    let budget = match take_from_budget(&state).await {
+        Ok(budget) => budget,
+        Err(err) => {
+            challenges::withdraw(&state.db, &phone, &code_hash).await?;
+            return Err(err);
+        }
+    };
+    if !known {
+        give_back_to_budget(&state, budget).await;
+        tokio::time::sleep_until((started + state.sms_latency.sample()).into()).await;
+        return Ok(sent());
+    }
+
+    let body = message::sms_text(
+        config.sms_app_name.as_deref(),
+        config.sms_autofill_domain.as_deref(),
+        &code,
+        config.otp_ttl,
+    );
+    if let Err(err) = state.sms.send(&phone, &body, now).await {
         metrics::counter!("sms_provider_errors_total").increment(1);
         tracing::error!(error = %err, "SMS provider failed to send a one-time code");
+        give_back_to_budget(&state, budget).await;
         challenges::withdraw(&state.db, &phone, &code_hash).await?;
         return Err(Error::BadGateway(
             "The OTP could not be sent. Please try again.",
         ));
     }
+    state.sms_latency.record(started.elapsed());
+    let country = phone.region().unwrap_or_else(|| "unknown".to_owned());
+    metrics::counter!("sms_sent_total", "provider" => state.sms.provider_name(), "country" => country)
+        .increment(1);
     metrics::counter!("otp_sent_total").increment(1);
-    Ok(Json(Message {
-        message: "OTP sent successfully.",
-    }))
+    Ok(sent())
+}
+
+fn sent() -> Json<Message> {
+    Json(Message { message: OTP_SENT })
+}
+
+/// Takes one SMS from the service's daily budget, if there is one; a spent budget is a 503 with
+/// the seconds until a slot frees.
+async fn take_from_budget(state: &AppState) -> Result<Option<Ticket>> {
+    let Some(budget) = state.config.rate_limits.sms_daily_budget else {
+        return Ok(None);
+    };
+    let decision = state
+        .limiter
+        .acquire(&[(Scope::SmsBudget, BUDGET_KEY.to_owned())])
+        .await?;
+    if !decision.allowed {
+        metrics::counter!("sms_refused_total", "reason" => "budget").increment(1);
+        tracing::error!(
+            budget = %budget,
+            retry_after_secs = decision.retry_after_secs,
+            "the daily SMS budget (KISS_SMS_DAILY_BUDGET) is spent: no code is sent until it frees"
+        );
+        return Err(Error::QuotaExhausted {
+            retry_after_secs: decision.retry_after_secs,
+        });
+    }
+    Ok(Some(decision.ticket))
+}
+
+/// Returns an SMS that was not sent after all.
+async fn give_back_to_budget(state: &AppState, taken: Option<Ticket>) {
+    if let Some(ticket) = taken {
+        state
+            .limiter
+            .release(Scope::SmsBudget, BUDGET_KEY, &ticket)
+            .await;
+    }
 }
 
 /// One tenant account behind a phone, as the multi-account answer lists it.
@@ -153,6 +246,25 @@ pub struct User {
     phone: String,
 }
 
+/// How a verification ended, as far as the daily cap of wrong codes cares.
+enum Failure {
+    /// A wrong code for a usable challenge: it counts against the day.
+    WrongCode,
+    Other(Error),
+}
+
+impl From<Error> for Failure {
+    fn from(err: Error) -> Self {
+        Failure::Other(err)
+    }
+}
+
+impl From<sqlx::Error> for Failure {
+    fn from(err: sqlx::Error) -> Self {
+        Failure::Other(err.into())
+    }
+}
+
 /// `POST /auth/verify-otp`: a token for the one account (or the chosen one), or the list of
 /// accounts to choose from, in which case the code stays valid.
 #[tracing::instrument(skip_all)]
@@ -164,8 +276,29 @@ pub struct User {
 )]
 pub async fn verify_code(
     State(state): State<AppState>,
+    admission: Option<Extension<Admission>>,
     Input(request): Input<VerifyOtp>,
 ) -> Result<Json<VerifyAnswer>> {
+    let answer = verify(&state, &request).await;
+    // The request reserved one of the phone's wrong codes of the day; only a wrong code keeps it.
+    if !matches!(answer, Err(Failure::WrongCode))
+        && let Some(Extension(Admission(ticket))) = &admission
+    {
+        state
+            .limiter
+            .release(Scope::OtpFailedDaily, request.phone.as_str(), ticket)
+            .await;
+    }
+    answer.map_err(|failure| match failure {
+        Failure::WrongCode => Error::Unprocessable(INVALID_OTP),
+        Failure::Other(err) => err,
+    })
+}
+
+async fn verify(
+    state: &AppState,
+    request: &VerifyOtp,
+) -> std::result::Result<Json<VerifyAnswer>, Failure> {
     let now = state.clock.now();
     let phone = &request.phone;
     let mut tx = state.db.begin().await?;
@@ -182,13 +315,18 @@ pub async fn verify_code(
         metrics::counter!("otp_verifications_total", "result" => "wrong_code").increment(1);
         challenges::record_failure(&mut tx, phone).await?;
         tx.commit().await?;
-        return Err(Error::Unprocessable(INVALID_OTP));
+        return Err(Failure::WrongCode);
     }
 
     let mut accounts = accounts_of(&mut tx, phone).await?;
+    let no_accounts = if state.config.otp_hide_unknown_phones {
+        INVALID_OTP
+    } else {
+        NO_SUCH_TENANT
+    };
     // Answers that consume nothing end the transaction (and its lock on the challenge) first.
     let chosen = match (&request.tenant_id, accounts.len()) {
-        (_, 0) => Err(Error::Unprocessable(NO_SUCH_TENANT)),
+        (_, 0) => Err(Error::Unprocessable(no_accounts)),
         (None, 1) => Ok(accounts.remove(0)),
         (None, _) => {
             metrics::counter!("otp_verifications_total", "result" => "multiple_accounts")
@@ -214,7 +352,7 @@ pub async fn verify_code(
         Ok(account) => account,
         Err(err) => {
             tx.rollback().await?;
-            return Err(err);
+            return Err(err.into());
         }
     };
 

@@ -21,6 +21,17 @@ pub enum Scope {
     PmsUnit,
     AdminSignInEmail,
     AdminSignInIp,
+    /// `POST /auth/phone` per client IP.
+    OtpSendIp,
+    /// `POST /auth/verify-otp` per client IP.
+    OtpVerifyIp,
+    /// `POST /auth/phone` per phone over a day.
+    OtpSendDaily,
+    /// Wrong codes per phone over a day: every verification reserves a slot, and gives it back
+    /// unless its code was wrong, so concurrent guesses cannot overshoot the cap.
+    OtpFailedDaily,
+    /// SMS sent by the whole service over a day.
+    SmsBudget,
 }
 
 impl Scope {
@@ -32,7 +43,34 @@ impl Scope {
             Scope::PmsUnit => "pms_unit",
             Scope::AdminSignInEmail => "admin_sign_in_email",
             Scope::AdminSignInIp => "admin_sign_in_ip",
+            Scope::OtpSendIp => "otp_send_ip",
+            Scope::OtpVerifyIp => "otp_verify_ip",
+            Scope::OtpSendDaily => "otp_send_daily",
+            Scope::OtpFailedDaily => "otp_failed_daily",
+            Scope::SmsBudget => "sms_budget",
         }
+    }
+
+    /// Whether the `RateLimit` headers report the scope. A reserved slot that may be given back
+    /// (a wrong-code reservation) or a service-wide count would only mislead the client.
+    pub fn is_reported(self) -> bool {
+        !matches!(self, Scope::OtpFailedDaily | Scope::SmsBudget)
+    }
+
+    /// Whether the scope limits requests for an SMS.
+    pub fn limits_sms(self) -> bool {
+        matches!(
+            self,
+            Scope::OtpSend | Scope::OtpSendIp | Scope::OtpSendDaily
+        )
+    }
+
+    /// Whether the scope limits code verifications.
+    pub fn limits_verification(self) -> bool {
+        matches!(
+            self,
+            Scope::OtpVerify | Scope::OtpVerifyIp | Scope::OtpFailedDaily
+        )
     }
 
     fn limit(self, limits: &RateLimits) -> RateLimit {
@@ -42,6 +80,15 @@ impl Scope {
             Scope::PmsBulk => limits.pms_bulk,
             Scope::PmsUnit => limits.pms_unit,
             Scope::AdminSignInEmail | Scope::AdminSignInIp => limits.admin_sign_in,
+            Scope::OtpSendIp => limits.otp_send_ip,
+            Scope::OtpVerifyIp => limits.otp_verify_ip,
+            Scope::OtpSendDaily => limits.otp_send_daily,
+            Scope::OtpFailedDaily => limits.otp_failed_daily,
+            // Callers count against the budget only when there is one.
+            Scope::SmsBudget => limits.sms_daily_budget.unwrap_or(RateLimit {
+                max: u32::MAX,
+                window_secs: 1,
+            }),
         }
     }
 
@@ -58,6 +105,21 @@ pub struct Check {
     key: String,
     max: u32,
     window_ms: i64,
+}
+
+/// The entry an admitted request left in each of its keys' windows, by which it can be given
+/// back (`RateLimiter::release`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ticket {
+    at_ms: i64,
+    id: u64,
+}
+
+impl Ticket {
+    /// The member a shared backend stores: unique even for requests in the same millisecond.
+    fn member(&self) -> String {
+        format!("{}-{:016x}", self.at_ms, self.id)
+    }
 }
 
 /// A backend's answer: whether the request was admitted, and each key's state afterwards.
@@ -89,6 +151,8 @@ pub struct Decision {
     pub allowed: bool,
     /// Seconds until a request would be let through (at least 1) when refused.
     pub retry_after_secs: u64,
+    /// The entry an admitted request holds in each of its keys.
+    pub ticket: Ticket,
     scopes: Vec<ScopeState>,
 }
 
@@ -135,20 +199,17 @@ impl RateLimiter {
     /// Counts the request against every key (all or none), or refuses it.
     pub async fn acquire(&self, keys: &[(Scope, String)]) -> Result<Decision, Error> {
         let now_ms = self.clock.now().timestamp_millis();
+        let ticket = Ticket {
+            at_ms: now_ms,
+            id: rand::random(),
+        };
         let checks: Vec<Check> = keys
             .iter()
-            .map(|(scope, key)| {
-                let limit = scope.limit(&self.limits);
-                Check {
-                    key: format!("{}:{key}", scope.name()),
-                    max: limit.max,
-                    window_ms: i64::from(limit.window_secs) * 1000,
-                }
-            })
+            .map(|(scope, key)| self.check(*scope, key))
             .collect();
         let outcome = match &self.backend {
-            Backend::Memory(memory) => memory.acquire(&checks, now_ms),
-            Backend::Redis(redis) => match redis.acquire(&checks, now_ms).await {
+            Backend::Memory(memory) => memory.acquire(&checks, &ticket),
+            Backend::Redis(redis) => match redis.acquire(&checks, &ticket).await {
                 Ok(outcome) => outcome,
                 Err(err) if keys.iter().any(|(scope, _)| scope.fails_closed()) => {
                     metrics::counter!("rate_limiter_unavailable_total", "outcome" => "refused")
@@ -163,6 +224,7 @@ impl RateLimiter {
                     return Ok(Decision {
                         allowed: true,
                         retry_after_secs: 0,
+                        ticket,
                         scopes: Vec::new(),
                     });
                 }
@@ -196,8 +258,33 @@ impl RateLimiter {
         Ok(Decision {
             allowed: outcome.allowed,
             retry_after_secs: ceil_secs(retry_after_ms).max(1),
+            ticket,
             scopes,
         })
+    }
+
+    /// Gives back the slot an admitted request took under `key`, as if it had never been counted
+    /// (a reservation that turned out not to be needed). A shared backend that cannot be reached
+    /// keeps the slot counted: the error is on the safe side.
+    pub async fn release(&self, scope: Scope, key: &str, ticket: &Ticket) {
+        let check = self.check(scope, key);
+        match &self.backend {
+            Backend::Memory(memory) => memory.release(&check, ticket),
+            Backend::Redis(redis) => {
+                if let Err(err) = redis.release(&check, ticket).await {
+                    tracing::warn!(error = %err, scope = scope.name(), "could not give back a rate-limit slot");
+                }
+            }
+        }
+    }
+
+    fn check(&self, scope: Scope, key: &str) -> Check {
+        let limit = scope.limit(&self.limits);
+        Check {
+            key: format!("{}:{key}", scope.name()),
+            max: limit.max,
+            window_ms: i64::from(limit.window_secs) * 1000,
+        }
     }
 }
 
@@ -209,11 +296,12 @@ impl Decision {
     /// `RateLimit-Policy` and `RateLimit` values (draft-ietf-httpapi-ratelimit-headers), one item
     /// per scope: `"otp_send";q=5;w=60` and `"otp_send";r=4;t=60`. `None` when nothing was counted.
     pub fn header_values(&self) -> Option<(String, String)> {
-        if self.scopes.is_empty() {
+        let reported: Vec<&ScopeState> =
+            self.scopes.iter().filter(|s| s.scope.is_reported()).collect();
+        if reported.is_empty() {
             return None;
         }
-        let policy: Vec<String> = self
-            .scopes
+        let policy: Vec<String> = reported
             .iter()
             .map(|s| {
                 format!(
@@ -224,8 +312,7 @@ impl Decision {
                 )
             })
             .collect();
-        let state: Vec<String> = self
-            .scopes
+        let state: Vec<String> = reported
             .iter()
             .map(|s| {
                 format!(

@@ -6,7 +6,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, RedisResult, Script};
 
-use super::{Check, KeyState, Outcome};
+use super::{Check, KeyState, Outcome, Ticket};
 
 /// Trims each key's log to the window, admits the request into every key only if all have room,
 /// and reports each key's count and oldest entry.
@@ -63,13 +63,12 @@ impl RedisBackend {
             .is_ok()
     }
 
-    pub async fn acquire(&self, checks: &[Check], now_ms: i64) -> RedisResult<Outcome> {
-        let member = format!("{now_ms}-{:016x}", rand::random::<u64>());
+    pub async fn acquire(&self, checks: &[Check], ticket: &Ticket) -> RedisResult<Outcome> {
         let mut invocation = self.script.prepare_invoke();
-        invocation.arg(now_ms).arg(member);
+        invocation.arg(ticket.at_ms).arg(ticket.member());
         for check in checks {
             invocation
-                .key(format!("{}:rl:{}", self.prefix, check.key))
+                .key(self.key(check))
                 .arg(check.max)
                 .arg(check.window_ms);
         }
@@ -84,5 +83,19 @@ impl RedisBackend {
             })
             .collect();
         Ok(Outcome { allowed, keys })
+    }
+
+    pub async fn release(&self, check: &Check, ticket: &Ticket) -> RedisResult<()> {
+        let mut connection = self.connection.clone();
+        redis::cmd("ZREM")
+            .arg(self.key(check))
+            .arg(ticket.member())
+            .query_async::<i64>(&mut connection)
+            .await
+            .map(drop)
+    }
+
+    fn key(&self, check: &Check) -> String {
+        format!("{}:rl:{}", self.prefix, check.key)
     }
 }
