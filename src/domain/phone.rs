@@ -120,7 +120,10 @@ mod tests {
         assert_eq!(region("+33 6 12 34 56 78").as_deref(), Some("FR"));
         // Unplaceable: the calling code's main region.
         assert_eq!(region("+1 555 123 4567").as_deref(), Some("US"));
-        assert_eq!(PhoneE164::parse("+15551234567").unwrap().last_four(), "4567");
+        assert_eq!(
+            PhoneE164::parse("+15551234567").unwrap().last_four(),
+            "4567"
+        );
     }
 
     #[test]

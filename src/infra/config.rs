@@ -142,7 +142,10 @@ impl TestOtps {
 impl fmt::Debug for TestOtps {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TestOtps")
-            .field("phones", &self.codes.iter().map(|(p, _)| p).collect::<Vec<_>>())
+            .field(
+                "phones",
+                &self.codes.iter().map(|(p, _)| p).collect::<Vec<_>>(),
+            )
             .field("until", &self.until)
             .finish()
     }
@@ -608,7 +611,9 @@ impl Vars<'_> {
                 Ok(_) => Ok(code),
                 Err(_) => Err(ConfigError::new(
                     name,
-                    format!("expected ISO 3166-1 alpha-2 country codes such as US,CA, got {code:?}"),
+                    format!(
+                        "expected ISO 3166-1 alpha-2 country codes such as US,CA, got {code:?}"
+                    ),
                 )),
             })
             .collect()
@@ -668,7 +673,10 @@ impl Vars<'_> {
                     .split_once('=')
                     .ok_or_else(|| bad("expected comma-separated `+E164=CODE` pairs"))?;
                 let phone = PhoneE164::parse(phone.trim()).ok_or_else(|| {
-                    bad(&format!("expected an E.164 phone number, got {:?}", phone.trim()))
+                    bad(&format!(
+                        "expected an E.164 phone number, got {:?}",
+                        phone.trim()
+                    ))
                 })?;
                 let code = code.trim();
                 if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
@@ -890,7 +898,10 @@ mod tests {
             ("KISS_SMS_ALLOWED_COUNTRIES", "us, ca"),
             ("KISS_SMS_DAILY_BUDGET", "500"),
             ("KISS_OTP_MAX_FAILED_PER_DAY", "9"),
-            ("KISS_TEST_OTP", "+1 555 123 4567=908172, +447700900123=364501"),
+            (
+                "KISS_TEST_OTP",
+                "+1 555 123 4567=908172, +447700900123=364501",
+            ),
             ("KISS_TEST_OTP_UNTIL", "2027-01-31T00:00:00Z"),
             ("KISS_SMS_APP_NAME", "Acme Storage"),
             ("KISS_SMS_AUTOFILL_DOMAIN", "app.acme.example"),
@@ -912,9 +923,17 @@ mod tests {
             Some("908172")
         );
         assert_eq!(config.test_otps.code_for("+15551234567", until), None);
-        assert_eq!(config.test_otps.code_for("+15550000000", until - TimeDelta::days(1)), None);
+        assert_eq!(
+            config
+                .test_otps
+                .code_for("+15550000000", until - TimeDelta::days(1)),
+            None
+        );
         let rendered = format!("{config:?}");
-        assert!(!rendered.contains("908172") && !rendered.contains("364501"), "{rendered}");
+        assert!(
+            !rendered.contains("908172") && !rendered.contains("364501"),
+            "{rendered}"
+        );
         assert!(config.otp_hide_unknown_phones);
 
         for (name, value) in [

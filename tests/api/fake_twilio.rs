@@ -49,6 +49,17 @@ impl FakeTwilio {
         FakeTwilio { base_url, inbox }
     }
 
+    /// The configuration that sends SMS here.
+    pub fn env(&self) -> [(&'static str, &str); 5] {
+        [
+            ("KISS_SMS_PROVIDER", "twilio"),
+            ("KISS_TWILIO_ACCOUNT_SID", ACCOUNT_SID),
+            ("KISS_TWILIO_AUTH_TOKEN", AUTH_TOKEN),
+            ("KISS_TWILIO_FROM", FROM),
+            ("KISS_TWILIO_API_BASE", self.base_url.as_str()),
+        ]
+    }
+
     /// While set, every message is refused as Twilio refuses an undeliverable one.
     pub fn set_failing(&self, failing: bool) {
         self.inbox.failing.store(failing, Ordering::SeqCst);

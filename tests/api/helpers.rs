@@ -2,6 +2,8 @@
 
 use std::collections::HashMap;
 
+use std::net::{IpAddr, Ipv4Addr};
+
 use chrono::{DateTime, TimeZone, Utc};
 use kiss_auth::app;
 use kiss_auth::features::admin::{self, Admin, NewAdmin};
@@ -15,6 +17,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
+
+use crate::fake_twilio::FakeTwilio;
 
 /// The app key every test server and CLI run shares (base64 of 32 bytes).
 pub const APP_KEY: &str = "dGVzdC1rZXktdGVzdC1rZXktdGVzdC1rZXktMzJieXQ=";
@@ -348,4 +352,68 @@ pub async fn read(response: reqwest::Response) -> TestResponse {
         headers,
         body,
     }
+}
+
+pub const REDIS: &str = "redis://127.0.0.1:6379";
+
+/// A Redis key prefix of this test's own, so tests never share counters.
+pub fn fresh_prefix() -> String {
+    format!("kiss-test-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// The contract's 429 with `Retry-After: seconds`.
+pub fn too_many(response: &TestResponse, seconds: u64) {
+    assert_eq!(
+        response.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{:?}",
+        response.body
+    );
+    assert_eq!(
+        response.header("retry-after"),
+        Some(seconds.to_string().as_str())
+    );
+    assert_eq!(
+        response.body,
+        json!({"message": format!("Too many attempts. Please try again in {seconds} seconds.")})
+    );
+}
+
+/// Runs the same checks against the in-process and the Redis backend.
+pub async fn for_each_backend(db: PgPool, extra: &[(&str, &str)], test: impl AsyncFn(TestApp)) {
+    for_each_backend_with_twilio(db, extra, async |app, _| test(app).await).await;
+}
+
+/// `for_each_backend` with SMS sent through a fresh fake Twilio for each backend.
+pub async fn for_each_backend_with_twilio(
+    db: PgPool,
+    extra: &[(&str, &str)],
+    test: impl AsyncFn(TestApp, FakeTwilio),
+) {
+    let prefix = fresh_prefix();
+    for backend in ["memory", "redis"] {
+        let twilio = FakeTwilio::start().await;
+        let mut vars = vec![
+            ("KISS_RATE_LIMIT_BACKEND", backend),
+            ("REDIS_URL", REDIS),
+            ("KISS_RATE_LIMIT_REDIS_PREFIX", prefix.as_str()),
+        ];
+        vars.extend(twilio.env());
+        vars.extend_from_slice(extra);
+        // Both apps share the database: the second one starts from what the first left.
+        test(spawn_app_with(db.clone(), &vars).await, twilio).await;
+        sqlx::query("TRUNCATE companies, people, otp_challenges CASCADE")
+            .execute(&db)
+            .await
+            .unwrap();
+    }
+}
+
+/// A client whose requests come from another loopback address.
+pub fn client_from(ip: Ipv4Addr) -> reqwest::Client {
+    kiss_auth::infra::sms::install_crypto_provider();
+    reqwest::Client::builder()
+        .local_address(IpAddr::V4(ip))
+        .build()
+        .unwrap()
 }

@@ -8,6 +8,7 @@ mod helpers;
 mod idempotency;
 mod openapi;
 mod operability;
+mod receiver;
 
 mod admin_sessions;
 mod api_tokens;
@@ -16,5 +17,6 @@ mod companies;
 mod conventions;
 mod otp_login;
 mod rate_limits;
+mod sms_abuse;
 mod tenancies;
 mod units;

@@ -13,13 +13,7 @@ const JANE: &str = "+15551234567";
 
 async fn spawn_with_twilio(db: PgPool, overrides: &[(&str, &str)]) -> (TestApp, FakeTwilio) {
     let twilio = FakeTwilio::start().await;
-    let mut vars = vec![
-        ("KISS_SMS_PROVIDER", "twilio"),
-        ("KISS_TWILIO_ACCOUNT_SID", fake_twilio::ACCOUNT_SID),
-        ("KISS_TWILIO_AUTH_TOKEN", fake_twilio::AUTH_TOKEN),
-        ("KISS_TWILIO_FROM", fake_twilio::FROM),
-        ("KISS_TWILIO_API_BASE", twilio.base_url.as_str()),
-    ];
+    let mut vars = twilio.env().to_vec();
     vars.extend_from_slice(overrides);
     (spawn_app_with(db, &vars).await, twilio)
 }

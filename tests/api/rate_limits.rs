@@ -1,57 +1,17 @@
 //! Rate limits (CONTRACT §7): exact counts per rolling window, per scope and key, in memory and
 //! shared through the real Redis, with `Retry-After` and the `RateLimit` headers.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 
 use chrono::TimeDelta;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-use crate::helpers::{TestApp, TestResponse, read, spawn_app_with, start_server};
-
-const REDIS: &str = "redis://127.0.0.1:6379";
-
-/// A Redis key prefix of this test's own, so tests never share counters.
-fn fresh_prefix() -> String {
-    format!("kiss-test-{}", uuid::Uuid::new_v4().simple())
-}
-
-fn too_many(response: &TestResponse, seconds: u64) {
-    assert_eq!(
-        response.status,
-        StatusCode::TOO_MANY_REQUESTS,
-        "{:?}",
-        response.body
-    );
-    assert_eq!(
-        response.header("retry-after"),
-        Some(seconds.to_string().as_str())
-    );
-    assert_eq!(
-        response.body,
-        json!({"message": format!("Too many attempts. Please try again in {seconds} seconds.")})
-    );
-}
-
-/// Runs the same checks against the in-process and the Redis backend.
-async fn for_each_backend(db: PgPool, extra: &[(&str, &str)], test: impl AsyncFn(TestApp)) {
-    let prefix = fresh_prefix();
-    for backend in ["memory", "redis"] {
-        let mut vars = vec![
-            ("KISS_RATE_LIMIT_BACKEND", backend),
-            ("REDIS_URL", REDIS),
-            ("KISS_RATE_LIMIT_REDIS_PREFIX", prefix.as_str()),
-        ];
-        vars.extend_from_slice(extra);
-        // Both apps share the database: the second one starts from what the first left.
-        test(spawn_app_with(db.clone(), &vars).await).await;
-        sqlx::query("TRUNCATE companies, people, otp_challenges CASCADE")
-            .execute(&db)
-            .await
-            .unwrap();
-    }
-}
+use crate::helpers::{
+    REDIS, TestApp, TestResponse, client_from, for_each_backend, fresh_prefix, read,
+    spawn_app_with, start_server, too_many,
+};
 
 #[sqlx::test]
 async fn otp_sends_are_limited_per_phone_in_a_rolling_window(db: PgPool) {
@@ -62,7 +22,7 @@ async fn otp_sends_are_limited_per_phone_in_a_rolling_window(db: PgPool) {
             assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY);
             assert_eq!(
                 response.header("ratelimit-policy"),
-                Some("\"otp_send\";q=5;w=60")
+                Some("\"otp_send_ip\";q=20;w=3600, \"otp_send\";q=5;w=60, \"otp_send_daily\";q=10;w=86400")
             );
         }
         too_many(&app.request_code("5550000001").await, 60);
@@ -111,7 +71,11 @@ async fn a_sixth_verify_of_a_dead_code_is_a_429_not_a_422(db: PgPool) {
         }
         let sixth = app.post("/auth/verify-otp", None, body).await;
         too_many(&sixth, 60);
-        assert_eq!(sixth.header("ratelimit"), Some("\"otp_verify\";r=0;t=60"));
+        // The wrong codes of the day are not reported: their slots are reservations.
+        assert_eq!(
+            sixth.header("ratelimit"),
+            Some("\"otp_verify_ip\";r=55;t=3600, \"otp_verify\";r=0;t=60")
+        );
     })
     .await;
 }
@@ -209,15 +173,6 @@ async fn pms_writes_are_limited_per_company_and_per_scope(db: PgPool) {
         assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
     })
     .await;
-}
-
-/// A client whose requests come from another loopback address.
-fn client_from(ip: Ipv4Addr) -> reqwest::Client {
-    kiss_auth::infra::sms::install_crypto_provider();
-    reqwest::Client::builder()
-        .local_address(IpAddr::V4(ip))
-        .build()
-        .unwrap()
 }
 
 async fn sign_in_from(app: &TestApp, client: &reqwest::Client, email: &str) -> TestResponse {

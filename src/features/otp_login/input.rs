@@ -41,7 +41,12 @@ impl Validate for PhoneLogin {
 /// in E.164, so that every spelling of one number shares its limits.
 impl LimitedBody for PhoneLogin {
     fn rate_limit_keys(raw: &PhoneBody, ip: Option<IpAddr>) -> Vec<(Scope, String)> {
-        limit_keys(raw, ip, Scope::OtpSendIp, [Scope::OtpSend, Scope::OtpSendDaily])
+        limit_keys(
+            raw,
+            ip,
+            Scope::OtpSendIp,
+            [Scope::OtpSend, Scope::OtpSendDaily],
+        )
     }
 }
 

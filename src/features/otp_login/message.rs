@@ -40,7 +40,12 @@ mod tests {
             "Your Acme Storage verification code is 042917. It expires in 5 minutes."
         );
         assert_eq!(
-            sms_text(Some("Acme"), Some("app.acme.example"), "042917", TimeDelta::seconds(60)),
+            sms_text(
+                Some("Acme"),
+                Some("app.acme.example"),
+                "042917",
+                TimeDelta::seconds(60)
+            ),
             "Your Acme verification code is 042917. It expires in 1 minute.\n\n@app.acme.example #042917"
         );
     }

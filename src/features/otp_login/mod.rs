@@ -72,7 +72,11 @@ pub async fn request_code(
     let started = Instant::now();
     let config = &state.config;
     let allowed = &config.sms_allowed_countries;
-    if !allowed.is_empty() && !phone.region().is_some_and(|region| allowed.contains(&region)) {
+    if !allowed.is_empty()
+        && !phone
+            .region()
+            .is_some_and(|region| allowed.contains(&region))
+    {
         metrics::counter!("sms_refused_total", "reason" => "country").increment(1);
         return Err(Error::field("phone_number", COUNTRY_NOT_ENABLED));
     }

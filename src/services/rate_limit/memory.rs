@@ -43,9 +43,11 @@ impl MemoryBackend {
         let now_ms = ticket.at_ms;
         let mut state = self.lock();
         if now_ms - state.last_sweep_ms >= SWEEP_EVERY_MS {
-            state
-                .windows
-                .retain(|_, w| w.admitted.back().is_some_and(|&(t, _)| t > now_ms - w.window_ms));
+            state.windows.retain(|_, w| {
+                w.admitted
+                    .back()
+                    .is_some_and(|&(t, _)| t > now_ms - w.window_ms)
+            });
             state.last_sweep_ms = now_ms;
         }
 
@@ -141,8 +143,16 @@ mod tests {
         let backend = MemoryBackend::default();
         let email = check("email", 2, 1_000);
         let ip = check("ip", 3, 1_000);
-        assert!(backend.acquire(&[email.clone(), ip.clone()], &at(0)).allowed);
-        assert!(backend.acquire(&[email.clone(), ip.clone()], &at(1)).allowed);
+        assert!(
+            backend
+                .acquire(&[email.clone(), ip.clone()], &at(0))
+                .allowed
+        );
+        assert!(
+            backend
+                .acquire(&[email.clone(), ip.clone()], &at(1))
+                .allowed
+        );
         let refused = backend.acquire(&[email, ip.clone()], &at(2));
         assert!(!refused.allowed);
         assert_eq!(
@@ -157,14 +167,29 @@ mod tests {
         let backend = MemoryBackend::default();
         let limit = check("failures", 2, 1_000);
         let first = at(0);
-        assert!(backend.acquire(std::slice::from_ref(&limit), &first).allowed);
+        assert!(
+            backend
+                .acquire(std::slice::from_ref(&limit), &first)
+                .allowed
+        );
         let second = at(0);
-        assert!(backend.acquire(std::slice::from_ref(&limit), &second).allowed);
-        assert!(!backend.acquire(std::slice::from_ref(&limit), &at(1)).allowed);
+        assert!(
+            backend
+                .acquire(std::slice::from_ref(&limit), &second)
+                .allowed
+        );
+        assert!(
+            !backend
+                .acquire(std::slice::from_ref(&limit), &at(1))
+                .allowed
+        );
         backend.release(&limit, &second);
         let third = backend.acquire(std::slice::from_ref(&limit), &at(2));
         assert!(third.allowed);
-        assert_eq!(third.keys[0].oldest_ms, 0, "the first entry is still counted");
+        assert_eq!(
+            third.keys[0].oldest_ms, 0,
+            "the first entry is still counted"
+        );
     }
 
     #[test]

@@ -296,8 +296,11 @@ impl Decision {
     /// `RateLimit-Policy` and `RateLimit` values (draft-ietf-httpapi-ratelimit-headers), one item
     /// per scope: `"otp_send";q=5;w=60` and `"otp_send";r=4;t=60`. `None` when nothing was counted.
     pub fn header_values(&self) -> Option<(String, String)> {
-        let reported: Vec<&ScopeState> =
-            self.scopes.iter().filter(|s| s.scope.is_reported()).collect();
+        let reported: Vec<&ScopeState> = self
+            .scopes
+            .iter()
+            .filter(|s| s.scope.is_reported())
+            .collect();
         if reported.is_empty() {
             return None;
         }
