@@ -9,6 +9,8 @@ export RUST_LOG=${RUST_LOG:-warn}
 # The benchmark measures throughput, not the limiter: lift the PMS limits far above the load
 # (the OTP scenario uses a phone of its own per login, so the per-phone limits stay as they are).
 export KISS_RATE_LIMIT_PMS_UNIT=10000000/60s KISS_RATE_LIMIT_PMS_BULK=10000000/60s
+# Every client is on one loopback address: lift the per-address OTP limits too.
+export KISS_RATE_LIMIT_OTP_SEND_IP=10000000/3600s KISS_RATE_LIMIT_OTP_VERIFY_IP=10000000/3600s
 # OTP codes go to the load generator's webhook sink, standing in for an SMS provider.
 export KISS_SMS_PROVIDER=webhook KISS_SMS_WEBHOOK_URL="http://127.0.0.1:${BENCH_SMS_PORT:-18081}/sms"
 

@@ -11,6 +11,8 @@ SMS_PORT=${BENCH_SMS_PORT:-18084}
 export KISS_SMS_PROVIDER=webhook KISS_SMS_WEBHOOK_URL="http://127.0.0.1:$SMS_PORT/sms"
 # Writes at full speed are the point; the per-phone OTP limits stay as they are.
 export KISS_RATE_LIMIT_PMS_UNIT=10000000/60s KISS_RATE_LIMIT_PMS_BULK=10000000/60s
+# Every client is on one loopback address: lift the per-address OTP limits too.
+export KISS_RATE_LIMIT_OTP_SEND_IP=10000000/3600s KISS_RATE_LIMIT_OTP_VERIFY_IP=10000000/3600s
 SECONDS_TO_RUN=${BENCH_SOAK_SECONDS:-600}
 
 bench_server kiss_auth_soak "${BENCH_PORT:-18083}" --example loadgen

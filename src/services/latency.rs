@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How many recent latencies are kept: enough to follow the provider's drift, small enough to
 /// copy nothing large under the lock.
@@ -42,6 +42,20 @@ impl LatencyProfile {
         recent[rand::random_range(0..recent.len())]
     }
 
+    /// Waits until a sampled latency has passed since `started`. The timer wheel rounds a sleep up
+    /// to the next millisecond, which alone would make an imitation of a fast provider ~0.5 ms
+    /// slower than the real thing: the last millisecond is waited out by yielding instead.
+    pub async fn imitate(&self, started: Instant) {
+        let deadline = started + self.sample();
+        let coarse = deadline.checked_sub(Duration::from_millis(1));
+        if let Some(coarse) = coarse.filter(|coarse| *coarse > Instant::now()) {
+            tokio::time::sleep_until(coarse.into()).await;
+        }
+        while Instant::now() < deadline {
+            tokio::task::yield_now().await;
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Duration>> {
         self.recent
             .lock()
@@ -52,6 +66,17 @@ impl LatencyProfile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn an_imitation_ends_at_the_sampled_latency_not_a_millisecond_later() {
+        let profile = LatencyProfile::new(Duration::from_micros(2_300));
+        for _ in 0..20 {
+            let started = Instant::now();
+            profile.imitate(started).await;
+            let took = started.elapsed();
+            assert!(took >= Duration::from_micros(2_300), "{took:?}");
+        }
+    }
 
     #[test]
     fn samples_come_from_the_recent_latencies_or_the_fallback() {

@@ -283,3 +283,31 @@ async fn expired_sessions_tokens_and_codes_are_purged(db: PgPool) {
     assert_eq!(app.count("admin_sessions").await, 0);
     assert_eq!(app.count("otp_challenges").await, 0);
 }
+
+/// `.env.example` is the complete list of settings: every variable the configuration reads is in it.
+#[test]
+fn every_configuration_variable_is_in_the_env_example() {
+    let source = std::fs::read_to_string("src/infra/config.rs").unwrap();
+    let code = source.split("#[cfg(test)]").next().unwrap();
+    let example = std::fs::read_to_string(".env.example").unwrap();
+    let mut read = Vec::new();
+    for literal in code.split('"').skip(1).step_by(2) {
+        let is_variable = (literal.starts_with("KISS_") || literal.ends_with("_URL"))
+            && literal
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+        if is_variable && !read.contains(&literal) {
+            read.push(literal);
+        }
+    }
+    assert!(read.len() > 30, "the scan found the variables: {read:?}");
+    let missing: Vec<&&str> = read
+        .iter()
+        .filter(|name| {
+            !example
+                .lines()
+                .any(|line| line.starts_with(&format!("{name}=")))
+        })
+        .collect();
+    assert!(missing.is_empty(), "not in .env.example: {missing:?}");
+}

@@ -127,7 +127,7 @@ pub async fn request_code(
     };
     if !known {
         give_back_to_budget(&state, budget).await;
-        tokio::time::sleep_until((started + state.sms_latency.sample()).into()).await;
+        state.sms_latency.imitate(started).await;
         return Ok(sent());
     }
 
