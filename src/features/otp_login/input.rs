@@ -45,7 +45,7 @@ impl LimitedBody for PhoneLogin {
             raw,
             ip,
             Scope::OtpSendIp,
-            [Scope::OtpSend, Scope::OtpSendDaily],
+            &[Scope::OtpSend, Scope::OtpSendDaily],
         )
     }
 }
@@ -98,16 +98,16 @@ impl Validate for VerifyOtp {
     }
 }
 
-/// Verifying is limited per client IP, per phone, and by the phone's wrong codes of the day (a
-/// slot the handler gives back unless the code was wrong).
+/// Verifying is limited per client IP and per phone; a request that will check a code (its whole
+/// body is valid) also reserves one of the phone's wrong codes of the day, which the handler gives
+/// back unless the code was wrong. A malformed code never reaches a check, so it reserves nothing.
 impl LimitedBody for VerifyOtp {
     fn rate_limit_keys(raw: &VerifyOtpBody, ip: Option<IpAddr>) -> Vec<(Scope, String)> {
-        limit_keys(
-            &raw.phone,
-            ip,
-            Scope::OtpVerifyIp,
-            [Scope::OtpVerify, Scope::OtpFailedDaily],
-        )
+        let mut keys = limit_keys(&raw.phone, ip, Scope::OtpVerifyIp, &[Scope::OtpVerify]);
+        if let Ok(request) = VerifyOtp::from_raw(raw) {
+            keys.push((Scope::OtpFailedDaily, request.phone.to_string()));
+        }
+        keys
     }
 }
 
@@ -117,13 +117,15 @@ fn limit_keys(
     raw: &PhoneBody,
     ip: Option<IpAddr>,
     ip_scope: Scope,
-    phone_scopes: [Scope; 2],
+    phone_scopes: &[Scope],
 ) -> Vec<(Scope, String)> {
     let ip_key = ip.map(|ip| (ip_scope, ip.to_string()));
     let phone = read_phone(&mut Fields::new(&mut ValidationErrors::new()), raw);
-    let phone_keys = phone
-        .into_iter()
-        .flat_map(|phone| phone_scopes.map(|scope| (scope, phone.to_string())));
+    let phone_keys = phone.into_iter().flat_map(|phone| {
+        phone_scopes
+            .iter()
+            .map(move |scope| (*scope, phone.to_string()))
+    });
     ip_key.into_iter().chain(phone_keys).collect()
 }
 

@@ -27,7 +27,7 @@ use crate::http::extract::Input;
 use crate::http::rate_limit::Admission;
 use crate::infra::crypto::constant_time_eq;
 use crate::services::auth::TenantAuth;
-use crate::services::rate_limit::{Scope, Ticket};
+use crate::services::rate_limit::{Reservation, Scope, Ticket};
 use challenges::Issued;
 use input::{PhoneBody, PhoneLogin, VerifyOtp, VerifyOtpBody};
 
@@ -283,15 +283,22 @@ pub async fn verify_code(
     admission: Option<Extension<Admission>>,
     Input(request): Input<VerifyOtp>,
 ) -> Result<Json<VerifyAnswer>> {
-    let answer = verify(&state, &request).await;
     // The request reserved one of the phone's wrong codes of the day; only a wrong code keeps it.
-    if !matches!(answer, Err(Failure::WrongCode))
-        && let Some(Extension(Admission(ticket))) = &admission
-    {
-        state
-            .limiter
-            .release(Scope::OtpFailedDaily, request.phone.as_str(), ticket)
-            .await;
+    let reserved = admission.map(|Extension(Admission(ticket))| {
+        Reservation::new(
+            state.limiter.clone(),
+            Scope::OtpFailedDaily,
+            request.phone.to_string(),
+            ticket,
+        )
+    });
+    let answer = verify(&state, &request).await;
+    if let Some(reserved) = reserved {
+        if matches!(answer, Err(Failure::WrongCode)) {
+            reserved.keep();
+        } else {
+            reserved.release().await;
+        }
     }
     answer.map_err(|failure| match failure {
         Failure::WrongCode => Error::Unprocessable(INVALID_OTP),

@@ -6,6 +6,8 @@
 mod memory;
 mod redis;
 
+use std::sync::Arc;
+
 use secrecy::ExposeSecret as _;
 
 use crate::domain::Error;
@@ -288,6 +290,57 @@ impl RateLimiter {
     }
 }
 
+/// A slot an admitted request holds in one key, to keep (`keep`) or give back (`release`). One
+/// dropped without either (the request was cancelled, e.g. at its deadline) is given back in the
+/// background, so a cancelled request is not counted as if it had finished.
+pub struct Reservation {
+    limiter: Arc<RateLimiter>,
+    scope: Scope,
+    key: String,
+    ticket: Ticket,
+    settled: bool,
+}
+
+impl Reservation {
+    pub fn new(limiter: Arc<RateLimiter>, scope: Scope, key: String, ticket: Ticket) -> Self {
+        Reservation {
+            limiter,
+            scope,
+            key,
+            ticket,
+            settled: false,
+        }
+    }
+
+    pub fn keep(mut self) {
+        self.settled = true;
+    }
+
+    pub async fn release(mut self) {
+        self.settled = true;
+        self.limiter
+            .release(self.scope, &self.key, &self.ticket)
+            .await;
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if self.settled {
+            return;
+        }
+        let (limiter, scope, key, ticket) = (
+            self.limiter.clone(),
+            self.scope,
+            std::mem::take(&mut self.key),
+            self.ticket.clone(),
+        );
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move { limiter.release(scope, &key, &ticket).await });
+        }
+    }
+}
+
 fn ceil_secs(ms: i64) -> u64 {
     (ms.max(0) as u64).div_ceil(1000)
 }
@@ -332,5 +385,48 @@ impl Decision {
     /// The scopes counted for this request.
     pub fn scopes(&self) -> impl Iterator<Item = Scope> + '_ {
         self.scopes.iter().map(|s| s.scope)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::infra::clock::ManualClock;
+
+    fn limiter(vars: &[(&str, &str)]) -> Arc<RateLimiter> {
+        let vars: std::collections::HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let config = Config::from_lookup(|name| vars.get(name).cloned()).unwrap();
+        let clock = SharedClock::new(ManualClock::new(chrono::Utc::now()));
+        Arc::new(RateLimiter::new(&config, clock).unwrap())
+    }
+
+    async fn reserve(limiter: &Arc<RateLimiter>) -> Option<Reservation> {
+        let key = "+15551234567".to_owned();
+        let decision = limiter
+            .acquire(&[(Scope::OtpFailedDaily, key.clone())])
+            .await
+            .unwrap();
+        decision
+            .allowed
+            .then(|| Reservation::new(limiter.clone(), Scope::OtpFailedDaily, key, decision.ticket))
+    }
+
+    #[tokio::test]
+    async fn a_reservation_dropped_unsettled_is_given_back() {
+        let limiter = limiter(&[("KISS_OTP_MAX_FAILED_PER_DAY", "1")]);
+        let kept = reserve(&limiter).await.unwrap();
+        assert!(reserve(&limiter).await.is_none(), "the one slot is taken");
+        // A cancelled request drops its reservation without settling it.
+        drop(kept);
+        tokio::task::yield_now().await;
+        let again = reserve(&limiter).await.expect("the slot was given back");
+        again.keep();
+        assert!(
+            reserve(&limiter).await.is_none(),
+            "a kept slot stays counted"
+        );
     }
 }
