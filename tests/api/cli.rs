@@ -302,6 +302,34 @@ fn production_refuses_the_log_sms_provider() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("KISS_SMS_PROVIDER"));
 }
 
+#[test]
+fn production_refuses_open_ended_test_codes_and_an_unsigned_sms_webhook() {
+    let production = |extra: &[(&str, &str)]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_kiss-auth"))
+            .arg("serve")
+            .env("KISS_ENV", "production")
+            .env("KISS_APP_KEY", APP_KEY)
+            .env("KISS_SMS_PROVIDER", "webhook")
+            .env("KISS_SMS_WEBHOOK_URL", "https://sms.example/send")
+            .envs(extra.iter().copied())
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2));
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let unsigned = production(&[]);
+    assert!(unsigned.contains("KISS_SMS_WEBHOOK_SECRET"), "{unsigned}");
+    let open_ended = production(&[
+        ("KISS_SMS_WEBHOOK_SECRET", "whsec-1"),
+        ("KISS_TEST_OTP", "+15551234567=246810"),
+    ]);
+    assert!(open_ended.contains("KISS_TEST_OTP_UNTIL"), "{open_ended}");
+    assert!(
+        !open_ended.contains("246810"),
+        "the code is not echoed: {open_ended}"
+    );
+}
+
 #[sqlx::test]
 async fn serve_answers_and_stops_cleanly_on_sigterm(db: PgPool) {
     let (mut server, base) = start_server(&db, &[]).await;
