@@ -22,6 +22,7 @@ use crate::infra::clock::SharedClock;
 use crate::infra::config::Config;
 use crate::infra::crypto::SecretHasher;
 use crate::infra::{db, telemetry};
+use crate::services::audit::{Actor, Origin};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -132,7 +133,7 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<()> {
         } => {
             let new = NewCompany::named(name).map_err(cli_error)?;
             print(
-                &companies::create(&pool, new, now())
+                &companies::create(&pool, new, Actor::system(), &Origin::default(), now())
                     .await
                     .map_err(cli_error)?,
             )
@@ -149,7 +150,9 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<()> {
                 password: read_password()?,
                 company_id,
             };
-            let admin = admin::create(&pool, new, now()).await.map_err(cli_error)?;
+            let admin = admin::create(&pool, new, Actor::system(), &Origin::default(), now())
+                .await
+                .map_err(cli_error)?;
             print(&admin)
         }
         Command::Token {
@@ -161,9 +164,17 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<()> {
             let company_id = company_id(&pool, &company).await?;
             let new = NewApiToken::named(name).map_err(cli_error)?;
             let hasher = SecretHasher::new(config.app_key.clone());
-            let token = api_tokens::create(&pool, &hasher, company_id, new, now())
-                .await
-                .map_err(cli_error)?;
+            let token = api_tokens::create(
+                &pool,
+                &hasher,
+                company_id,
+                new,
+                Actor::system(),
+                &Origin::default(),
+                now(),
+            )
+            .await
+            .map_err(cli_error)?;
             print(&token)
         }
     }
@@ -190,8 +201,10 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     print(&json!({ "listening": address.to_string() }))?;
     let state = AppState::new(pool.clone(), config, SharedClock::system())?;
     let purger = app::maintenance::spawn(state.clone(), PURGE_EVERY);
+    let deliveries = app::deliveries::spawn(state.clone());
     app::serve(listener, state, shutdown).await?;
     purger.abort();
+    deliveries.abort();
     pool.close().await;
     tracing::info!("kiss-auth stopped");
     Ok(())

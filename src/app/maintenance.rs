@@ -3,7 +3,8 @@
 //! lifetime and their resend cooldown. Deletes run in bounded batches so no statement holds many
 //! locks for long, and requests run in between. Each statement skips rows a request holds and
 //! re-checks its condition on the row it deletes: a row refreshed meanwhile (a new code for the
-//! phone, a reused Idempotency-Key) is not deleted.
+//! phone, a reused Idempotency-Key) is not deleted. Audit events older than
+//! `KISS_AUDIT_RETENTION_DAYS` go too, with their webhook deliveries and attempts.
 
 use std::time::Duration;
 
@@ -76,6 +77,26 @@ pub async fn purge_expired(
     Ok(idempotency + sessions + tenant_tokens + challenges)
 }
 
+/// Deletes the events that occurred before `now - retention` (their deliveries and attempts
+/// follow by cascade), `batch` per statement; returns how many events.
+pub async fn purge_old_events(
+    db: &PgPool,
+    retention: TimeDelta,
+    now: DateTime<Utc>,
+    batch: i64,
+) -> Result<u64> {
+    let cutoff = now - retention;
+    in_batches(db, batch, || {
+        sqlx::query!(
+            "DELETE FROM events WHERE id IN (
+                 SELECT id FROM events WHERE occurred_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)",
+            cutoff,
+            batch,
+        )
+    })
+    .await
+}
+
 /// Runs the `DELETE … LIMIT batch` statement until it deletes fewer than `batch` rows; returns the
 /// total.
 async fn in_batches<'q>(
@@ -105,6 +126,12 @@ pub fn spawn(state: AppState, every: Duration) -> tokio::task::JoinHandle<()> {
                 Ok(0) => {}
                 Ok(deleted) => tracing::info!(deleted, "purged expired rows"),
                 Err(err) => tracing::warn!(error = ?err, "purging expired rows failed"),
+            }
+            let retention = state.config.audit_retention;
+            match purge_old_events(&state.db, retention, now, BATCH).await {
+                Ok(0) => {}
+                Ok(deleted) => tracing::info!(deleted, "purged audit events past their retention"),
+                Err(err) => tracing::warn!(error = ?err, "purging old audit events failed"),
             }
         }
     })

@@ -1,6 +1,7 @@
 //! The top of the crate: every feature's routes in one table, the middleware stack, the OpenAPI
 //! document, operability endpoints, background clean-up, and the server itself.
 
+pub mod deliveries;
 pub mod health;
 pub mod maintenance;
 pub mod openapi;
@@ -14,16 +15,19 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::handler::Handler;
+use axum::http::{HeaderValue, header};
 use axum::middleware::{Next, from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 
 use crate::domain::Error;
+use crate::features::admin::accounts;
 use crate::features::admin::sessions::{self, SignIn};
 use crate::features::otp_login::input::{PhoneLogin, VerifyOtp};
-use crate::features::{api_tokens, companies, otp_login, tenant_access};
+use crate::features::{api_tokens, companies, events, otp_login, tenant_access};
 use crate::http::rate_limit::by_body;
 use crate::http::{AppState, RequestId, deadline, request_id};
 
@@ -37,6 +41,13 @@ pub fn router(state: AppState) -> Router {
             post(sessions::sign_in.layer(from_fn_with_state(state.clone(), by_body::<SignIn>))),
         )
         .route("/admin/sign-out", post(sessions::sign_out))
+        .route("/admin/me", get(accounts::me))
+        .route("/admin/password", post(accounts::change_password))
+        .route(
+            "/admins",
+            get(accounts::list_admins).post(accounts::create_admin),
+        )
+        .route("/admins/{admin_id}/disable", post(accounts::disable_admin))
         .route(
             "/companies",
             get(companies::list_companies).post(companies::create_company),
@@ -48,6 +59,24 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/companies/{company_id}/api-tokens/{token_id}",
             delete(api_tokens::revoke_token),
+        )
+        // Audit events and webhooks (admin token).
+        .route("/events", get(events::all_events))
+        .route(
+            "/companies/{company_id}/events",
+            get(events::company_events),
+        )
+        .route(
+            "/companies/{company_id}/webhooks",
+            get(events::list_webhooks).post(events::create_webhook),
+        )
+        .route(
+            "/companies/{company_id}/webhooks/{webhook_id}",
+            delete(events::delete_webhook),
+        )
+        .route(
+            "/companies/{company_id}/webhooks/{webhook_id}/deliveries",
+            get(events::list_deliveries),
         )
         // Tenant login (no token); both public routes are limited per phone.
         .route(
@@ -69,7 +98,12 @@ pub fn router(state: AppState) -> Router {
         .route("/tenant/access", get(tenant_access::access))
         .route("/tenant/units/{unit_id}", get(tenant_access::unit))
         // PMS push (API token).
-        .merge(pms::router(&state));
+        .merge(pms::router(&state))
+        // No API answer may be cached: they carry tokens, gate codes and personal data.
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ));
 
     Router::new()
         .nest("/api/v2", api)

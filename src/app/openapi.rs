@@ -9,7 +9,9 @@ use utoipa::openapi::{RefOr, Schema};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::features::{admin, api_tokens, companies, otp_login, tenancy, tenant_access, units};
+use crate::features::{
+    admin, api_tokens, companies, events, otp_login, tenancy, tenant_access, units,
+};
 use crate::http::AppState;
 use crate::http::docs::{error_response, with_retry_after};
 use crate::infra::config::Config;
@@ -23,11 +25,22 @@ use crate::infra::config::Config;
     paths(
         admin::sessions::sign_in,
         admin::sessions::sign_out,
+        admin::accounts::me,
+        admin::accounts::list_admins,
+        admin::accounts::create_admin,
+        admin::accounts::disable_admin,
+        admin::accounts::change_password,
         companies::create_company,
         companies::list_companies,
         api_tokens::create_token,
         api_tokens::list_tokens,
         api_tokens::revoke_token,
+        events::company_events,
+        events::all_events,
+        events::create_webhook,
+        events::list_webhooks,
+        events::delete_webhook,
+        events::list_deliveries,
         units::sync_units,
         units::patch_unit,
         units::show_unit,
@@ -46,7 +59,8 @@ use crate::infra::config::Config;
     components(schemas(crate::http::error::ErrorBody)),
     modifiers(&BearerSchemes, &ServerErrors),
     tags(
-        (name = "administration", description = "Admin sign-in, companies and API tokens (admin token)"),
+        (name = "administration", description = "Admin sign-in, admins, companies and API tokens (admin token)"),
+        (name = "audit", description = "Audit events and signed webhooks (admin token)"),
         (name = "pms", description = "Units and tenancies pushed by a PMS (API token, rate limited per company, Idempotency-Key accepted)"),
         (name = "tenant login", description = "Phone + SMS code login for white-label apps"),
         (name = "tenant", description = "What a logged-in tenant sees (tenant token)"),

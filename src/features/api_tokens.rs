@@ -6,6 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -17,6 +18,7 @@ use crate::http::error::ErrorBody;
 use crate::http::extract::Body;
 use crate::http::{AppState, Data, data};
 use crate::infra::crypto::SecretHasher;
+use crate::services::audit::{self, Actor, EventType, NewEvent, Origin};
 use crate::services::auth::{self, AdminAuth};
 
 const TOKEN_NOT_FOUND: &str = "API token not found.";
@@ -71,14 +73,18 @@ pub struct ApiTokenSummary {
     pub last_used_at: Option<DateTime<Utc>>,
 }
 
+/// Creates a token for the company, recording `api_token.created` with it.
 pub async fn create(
     db: &PgPool,
     hasher: &SecretHasher,
     company_id: Uuid,
     new: NewApiToken,
+    actor: Actor,
+    origin: &Origin,
     now: DateTime<Utc>,
 ) -> Result<CreatedApiToken> {
     let token = auth::new_api_token(hasher);
+    let mut tx = db.begin().await?;
     sqlx::query!(
         "INSERT INTO api_tokens (id, company_id, name, secret_hash, created_at)
          VALUES ($1, $2, $3, $4, $5)",
@@ -88,8 +94,16 @@ pub async fn create(
         token.secret_hash,
         now,
     )
-    .execute(db)
+    .execute(&mut *tx)
     .await?;
+    let event = NewEvent::new(
+        EventType::ApiTokenCreated,
+        Some(company_id),
+        actor,
+        json!({"api_token_id": token.id}),
+    );
+    audit::record(&mut tx, event, origin, now).await?;
+    tx.commit().await?;
     Ok(CreatedApiToken {
         id: token.id,
         name: new.name,
@@ -109,13 +123,25 @@ pub async fn create(
 )]
 pub async fn create_token(
     State(state): State<AppState>,
+    origin: Origin,
     auth: AdminAuth,
     Path(company_id): Path<String>,
     Body(body): Body<NewApiTokenBody>,
 ) -> Result<(StatusCode, Json<Data<CreatedApiToken>>)> {
     let company_id = companies::authorize(&state.db, &auth, &company_id).await?;
     let new = NewApiToken::from_raw(&body)?;
-    let token = create(&state.db, &state.hasher, company_id, new, state.clock.now()).await?;
+    let actor = Actor::admin(auth.admin.id);
+    let now = state.clock.now();
+    let token = create(
+        &state.db,
+        &state.hasher,
+        company_id,
+        new,
+        actor,
+        &origin,
+        now,
+    )
+    .await?;
     Ok((StatusCode::CREATED, data(token)))
 }
 
@@ -158,22 +184,33 @@ pub async fn list_tokens(
 )]
 pub async fn revoke_token(
     State(state): State<AppState>,
+    origin: Origin,
     auth: AdminAuth,
     Path((company_id, token_id)): Path<(String, String)>,
 ) -> Result<StatusCode> {
     let company_id = companies::authorize(&state.db, &auth, &company_id).await?;
     let token_id = Uuid::try_parse(&token_id).map_err(|_| Error::NotFound(TOKEN_NOT_FOUND))?;
+    let now = state.clock.now();
+    let mut tx = state.db.begin().await?;
     let revoked = sqlx::query!(
         "UPDATE api_tokens SET revoked_at = $3
          WHERE id = $1 AND company_id = $2 AND revoked_at IS NULL",
         token_id,
         company_id,
-        state.clock.now(),
+        now,
     )
-    .execute(&state.db)
+    .execute(&mut *tx)
     .await?;
     if revoked.rows_affected() == 0 {
         return Err(Error::NotFound(TOKEN_NOT_FOUND));
     }
+    let event = NewEvent::new(
+        EventType::ApiTokenRevoked,
+        Some(company_id),
+        Actor::admin(auth.admin.id),
+        json!({"api_token_id": token_id}),
+    );
+    audit::record(&mut tx, event, &origin, now).await?;
+    tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

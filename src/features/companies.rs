@@ -6,6 +6,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -14,6 +15,7 @@ use crate::domain::{Error, Result, ValidationErrors};
 use crate::http::docs::{BodyErrors, Forbidden, Unauthenticated};
 use crate::http::extract::Body;
 use crate::http::{AppState, Data, data};
+use crate::services::audit::{self, Actor, EventType, NewEvent, Origin};
 use crate::services::auth::AdminAuth;
 
 pub const MAX_NAME_CHARS: usize = 191;
@@ -56,15 +58,31 @@ impl NewCompany {
     }
 }
 
-pub async fn create(db: &PgPool, new: NewCompany, now: DateTime<Utc>) -> Result<Company> {
+/// Creates a company, recording `company.created` with it.
+pub async fn create(
+    db: &PgPool,
+    new: NewCompany,
+    actor: Actor,
+    origin: &Origin,
+    now: DateTime<Utc>,
+) -> Result<Company> {
+    let mut tx = db.begin().await?;
     let company = sqlx::query_as!(
         Company,
         "INSERT INTO companies (name, created_at) VALUES ($1, $2) RETURNING id, name, created_at",
         new.name,
         now,
     )
-    .fetch_one(db)
+    .fetch_one(&mut *tx)
     .await?;
+    let event = NewEvent::new(
+        EventType::CompanyCreated,
+        Some(company.id),
+        actor,
+        json!({"company_id": company.id}),
+    );
+    audit::record(&mut tx, event, origin, now).await?;
+    tx.commit().await?;
     Ok(company)
 }
 
@@ -104,11 +122,14 @@ pub async fn authorize(db: &PgPool, auth: &AdminAuth, raw_id: &str) -> Result<Uu
 )]
 pub async fn create_company(
     State(state): State<AppState>,
+    origin: Origin,
     auth: AdminAuth,
     Body(body): Body<NewCompanyBody>,
 ) -> Result<(StatusCode, Json<Data<Company>>)> {
     auth.require_super_admin()?;
-    let company = create(&state.db, NewCompany::from_raw(&body)?, state.clock.now()).await?;
+    let new = NewCompany::from_raw(&body)?;
+    let actor = Actor::admin(auth.admin.id);
+    let company = create(&state.db, new, actor, &origin, state.clock.now()).await?;
     Ok((StatusCode::CREATED, data(company)))
 }
 

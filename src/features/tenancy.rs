@@ -6,6 +6,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -20,6 +21,7 @@ use crate::http::error::ErrorBody;
 use crate::http::extract::Input;
 use crate::http::writes::Writes;
 use crate::http::{AppState, Data, data};
+use crate::services::audit::{self, Actor, EventType, NewEvent, Origin};
 use crate::services::auth::CompanyAuth;
 
 pub const ACCESS_STATUSES: &[&str] = &["active", "suspended"];
@@ -218,21 +220,55 @@ pub async fn replace(
     })
 }
 
-/// Vacates the unit (nothing to do when it is already vacant); `false` when the unit is unknown.
-pub async fn vacate(conn: &mut PgConnection, company_id: Uuid, crm_unit_id: &str) -> Result<bool> {
-    let unit_exists = sqlx::query_scalar!(
+/// What vacating a unit found.
+pub enum Vacated {
+    NoSuchUnit,
+    AlreadyVacant,
+    /// The tenancy of this tenant account ended.
+    Ended {
+        tenant_id: String,
+    },
+}
+
+/// Vacates the unit (nothing to do when it is already vacant).
+pub async fn vacate(
+    conn: &mut PgConnection,
+    company_id: Uuid,
+    crm_unit_id: &str,
+) -> Result<Vacated> {
+    let found = sqlx::query!(
         r#"WITH unit AS (
                SELECT id FROM units WHERE company_id = $1 AND crm_unit_id = $2
            ), vacated AS (
-               DELETE FROM tenancies WHERE unit_id IN (SELECT id FROM unit)
+               DELETE FROM tenancies WHERE unit_id IN (SELECT id FROM unit) RETURNING tenant_id
            )
-           SELECT EXISTS (SELECT 1 FROM unit) AS "exists!""#,
+           SELECT EXISTS (SELECT 1 FROM unit) AS "unit_exists!",
+                  (SELECT tenant_id FROM vacated) AS tenant_id"#,
         company_id,
         crm_unit_id,
     )
     .fetch_one(&mut *conn)
     .await?;
-    Ok(unit_exists)
+    Ok(match (found.unit_exists, found.tenant_id) {
+        (false, _) => Vacated::NoSuchUnit,
+        (true, None) => Vacated::AlreadyVacant,
+        (true, Some(tenant_id)) => Vacated::Ended { tenant_id },
+    })
+}
+
+/// `tenancy.replaced` / `tenancy.vacated`: the unit by the PMS's id and the tenant account.
+fn tenancy_event(
+    kind: EventType,
+    auth: &CompanyAuth,
+    crm_unit_id: &str,
+    tenant_id: &str,
+) -> NewEvent {
+    NewEvent::new(
+        kind,
+        Some(auth.company_id),
+        Actor::api_token(auth.token_id),
+        json!({"crm_unit_id": crm_unit_id, "tenant_id": tenant_id}),
+    )
 }
 
 /// The row and location of a unit, locked until the transaction ends.
@@ -270,20 +306,22 @@ pub async fn lock_unit(
 )]
 pub async fn put_tenancy(
     State(state): State<AppState>,
+    origin: Origin,
     auth: CompanyAuth,
     Path(crm_unit_id): Path<String>,
     writes: Writes,
     Input(input): Input<TenancyInput>,
 ) -> Result<Json<Data<Tenancy>>> {
+    let now = state.clock.now();
     let mut tx = writes.transaction().await?;
-    let tenancy = replace(
-        &mut tx,
-        auth.company_id,
+    let tenancy = replace(&mut tx, auth.company_id, &crm_unit_id, input, now).await?;
+    let event = tenancy_event(
+        EventType::TenancyReplaced,
+        &auth,
         &crm_unit_id,
-        input,
-        state.clock.now(),
-    )
-    .await?;
+        &tenancy.tenant.tenant_id,
+    );
+    audit::record(&mut tx, event, &origin, now).await?;
     tx.commit().await?;
     Ok(data(tenancy))
 }
@@ -298,14 +336,22 @@ pub async fn put_tenancy(
               Unauthenticated, IdempotencyKeyErrors, Limited)
 )]
 pub async fn delete_tenancy(
+    State(state): State<AppState>,
+    origin: Origin,
     auth: CompanyAuth,
     Path(crm_unit_id): Path<String>,
     writes: Writes,
 ) -> Result<StatusCode> {
-    let mut conn = writes.single_statement().await?;
-    if !vacate(&mut conn, auth.company_id, &crm_unit_id).await? {
-        return Err(Error::NotFound(UNIT_NOT_FOUND));
+    let now = state.clock.now();
+    let mut tx = writes.transaction().await?;
+    match vacate(&mut tx, auth.company_id, &crm_unit_id).await? {
+        Vacated::NoSuchUnit => return Err(Error::NotFound(UNIT_NOT_FOUND)),
+        Vacated::AlreadyVacant => {}
+        Vacated::Ended { tenant_id } => {
+            let event = tenancy_event(EventType::TenancyVacated, &auth, &crm_unit_id, &tenant_id);
+            audit::record(&mut tx, event, &origin, now).await?;
+        }
     }
-    conn.commit().await?;
+    tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -9,6 +9,7 @@ pub mod docs;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
+mod origin;
 pub mod rate_limit;
 pub mod request_id;
 pub mod writes;

@@ -241,6 +241,8 @@ pub struct Config {
     pub sms_autofill_domain: Option<String>,
     /// `/auth/phone` answers unknown phones as known ones.
     pub otp_hide_unknown_phones: bool,
+    /// How long audit events (and their webhook deliveries) are kept.
+    pub audit_retention: TimeDelta,
     pub log_format: LogFormat,
     /// Things worth a warning once logging is up (e.g. a generated app key).
     pub warnings: Vec<String>,
@@ -481,6 +483,11 @@ impl Config {
                 "a host name such as app.example.com (the web origin the code is bound to)",
             )?,
             otp_hide_unknown_phones: vars.flag("KISS_OTP_HIDE_UNKNOWN_PHONES")?,
+            audit_retention: TimeDelta::days(vars.number(
+                "KISS_AUDIT_RETENTION_DAYS",
+                365,
+                1..=36_500,
+            )?),
             log_format,
             warnings,
         })
@@ -889,6 +896,7 @@ mod tests {
         assert_eq!(config.sms_app_name, None);
         assert_eq!(config.sms_autofill_domain, None);
         assert!(!config.otp_hide_unknown_phones);
+        assert_eq!(config.audit_retention, TimeDelta::days(365));
     }
 
     #[test]

@@ -5,5 +5,6 @@ pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod db;
+pub mod outbound;
 pub mod sms;
 pub mod telemetry;

@@ -12,6 +12,7 @@ const LAYERS: &[&str] = &[
 const FEATURES: &[&str] = &[
     "admin",
     "companies",
+    "events",
     "api_tokens",
     "tenancy",
     "units",

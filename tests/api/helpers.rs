@@ -12,6 +12,7 @@ use kiss_auth::features::companies::{self, NewCompany};
 use kiss_auth::http::AppState;
 use kiss_auth::infra::clock::{ManualClock, SharedClock};
 use kiss_auth::infra::config::Config;
+use kiss_auth::services::audit::{Actor, Origin};
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -178,14 +179,22 @@ impl TestApp {
     /// A company made directly through the library, with an API token for it.
     pub async fn company_with_token(&self, name: &str) -> (Uuid, String) {
         let now = self.clock_now();
-        let company = companies::create(&self.db, NewCompany { name: name.into() }, now)
-            .await
-            .unwrap();
+        let company = companies::create(
+            &self.db,
+            NewCompany { name: name.into() },
+            Actor::system(),
+            &Origin::default(),
+            now,
+        )
+        .await
+        .unwrap();
         let token = api_tokens::create(
             &self.db,
             &self.state.hasher,
             company.id,
             NewApiToken { name: "pms".into() },
+            Actor::system(),
+            &Origin::default(),
             now,
         )
         .await
@@ -273,7 +282,9 @@ pub async fn create_admin(
         password: ADMIN_PASSWORD.to_owned(),
         company_id,
     };
-    admin::create(db, new, now).await.expect("admin is created")
+    admin::create(db, new, Actor::system(), &Origin::default(), now)
+        .await
+        .expect("admin is created")
 }
 
 /// The URL of the database behind a test pool (for processes that need to reach it).

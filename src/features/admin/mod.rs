@@ -1,15 +1,18 @@
 //! Administrators: super admins (all companies) and company admins (one company), their argon2id
-//! passwords and their sign-in sessions.
+//! passwords, their sign-in sessions, and their management (CONTRACT §12).
 
+pub mod accounts;
 pub mod sessions;
 
 use chrono::{DateTime, Utc};
+use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::domain::validation::is_email;
 use crate::domain::{Error, Result};
 use crate::infra::crypto;
+use crate::services::audit::{self, Actor, EventType, NewEvent, Origin};
 pub use crate::services::auth::Admin;
 
 /// Passwords shorter than this are refused when an admin is created.
@@ -24,8 +27,24 @@ pub struct NewAdmin {
     pub company_id: Option<Uuid>,
 }
 
-/// Creates an admin (the command line's `admin create`).
-pub async fn create(db: &PgPool, new: NewAdmin, now: DateTime<Utc>) -> Result<Admin> {
+/// The message of a password outside `MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS`.
+fn password_length_error() -> String {
+    format!("The password must be {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters long.")
+}
+
+fn is_acceptable_password(password: &str) -> bool {
+    (MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&password.chars().count())
+}
+
+/// Creates an admin (`POST /admins`, the command line's `admin create`), recording
+/// `admin.created` with it.
+pub async fn create(
+    db: &PgPool,
+    new: NewAdmin,
+    actor: Actor,
+    origin: &Origin,
+    now: DateTime<Utc>,
+) -> Result<Admin> {
     let email = new.email.trim().to_owned();
     if !is_email(&email) {
         return Err(Error::field(
@@ -33,20 +52,16 @@ pub async fn create(db: &PgPool, new: NewAdmin, now: DateTime<Utc>) -> Result<Ad
             format!("{email:?} is not a valid e-mail address."),
         ));
     }
-    let length = new.password.chars().count();
-    if !(MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&length) {
-        return Err(Error::field(
-            "password",
-            format!(
-                "The password must be {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters long."
-            ),
-        ));
+    if !is_acceptable_password(&new.password) {
+        return Err(Error::field("password", password_length_error()));
     }
     let password = new.password;
     let password_hash = crypto::password_work(move || crypto::hash_password(&password)).await??;
+    let mut tx = db.begin().await?;
     let inserted = sqlx::query_scalar!(
         r#"INSERT INTO admins (email, password_hash, company_id, created_at)
-           VALUES ($1, $2, $3, $4)
+           SELECT $1, $2, $3, $4
+           WHERE $3::uuid IS NULL OR EXISTS (SELECT 1 FROM companies WHERE id = $3)
            ON CONFLICT (lower(email)) DO NOTHING
            RETURNING id"#,
         email,
@@ -54,9 +69,33 @@ pub async fn create(db: &PgPool, new: NewAdmin, now: DateTime<Utc>) -> Result<Ad
         new.company_id,
         now,
     )
-    .fetch_optional(db)
+    .fetch_optional(&mut *tx)
     .await?;
-    let id = inserted.ok_or(Error::Conflict("An admin with this e-mail already exists."))?;
+    let Some(id) = inserted else {
+        let company_missing =
+            match new.company_id {
+                Some(company_id) => sqlx::query_scalar!(
+                    r#"SELECT NOT EXISTS (SELECT 1 FROM companies WHERE id = $1) AS "missing!""#,
+                    company_id
+                )
+                .fetch_one(&mut *tx)
+                .await?,
+                None => false,
+            };
+        return Err(if company_missing {
+            Error::field("company_id", "The selected company id is invalid.")
+        } else {
+            Error::field("email", "An admin with this e-mail already exists.")
+        });
+    };
+    let event = NewEvent::new(
+        EventType::AdminCreated,
+        new.company_id,
+        actor,
+        json!({"admin_id": id}),
+    );
+    audit::record(&mut tx, event, origin, now).await?;
+    tx.commit().await?;
     Ok(Admin {
         id,
         email,

@@ -7,6 +7,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use super::{Admin, MAX_PASSWORD_CHARS};
 use crate::domain::validation::{Fields, MAX_EMAIL_CHARS, Sent, Validate};
@@ -17,6 +18,7 @@ use crate::http::extract::Input;
 use crate::http::rate_limit::LimitedBody;
 use crate::http::{AppState, Data, data};
 use crate::infra::crypto;
+use crate::services::audit::{self, Actor, EventType, NewEvent, Origin};
 use crate::services::auth::{self, AdminAuth};
 use crate::services::rate_limit::Scope;
 
@@ -91,6 +93,7 @@ pub struct SignedIn {
 )]
 pub async fn sign_in(
     State(state): State<AppState>,
+    origin: Origin,
     Input(body): Input<SignIn>,
 ) -> Result<Json<Data<SignedIn>>> {
     let row = sqlx::query!(
@@ -109,18 +112,33 @@ pub async fn sign_in(
     let password_ok =
         crypto::password_work(move || crypto::verify_password(&password, &stored_hash)).await?;
 
+    let now = state.clock.now();
     let admin = match row {
         Some(row) if password_ok && !row.disabled => Admin {
             id: row.id,
             email: row.email,
             company_id: row.company_id,
         },
-        _ => return Err(Error::InvalidCredentials),
+        other => {
+            // Named only when the e-mail is an admin's; an unknown e-mail leaves no trace of itself.
+            let (subject, company_id) = match other {
+                Some(row) => (json!({"admin_id": row.id}), row.company_id),
+                None => (json!({}), None),
+            };
+            let failed = NewEvent::new(
+                EventType::AdminSignInFailed,
+                company_id,
+                Actor::anonymous(),
+                subject,
+            );
+            audit::record(&mut *state.db.acquire().await?, failed, &origin, now).await?;
+            return Err(Error::InvalidCredentials);
+        }
     };
 
-    let now = state.clock.now();
     let new = auth::new_admin_token(&state.hasher);
     let expires_at = now + state.config.admin_token_ttl;
+    let mut tx = state.db.begin().await?;
     sqlx::query!(
         "INSERT INTO admin_sessions (id, admin_id, secret_hash, created_at, expires_at)
          VALUES ($1, $2, $3, $4, $5)",
@@ -130,8 +148,16 @@ pub async fn sign_in(
         now,
         expires_at,
     )
-    .execute(&state.db)
+    .execute(&mut *tx)
     .await?;
+    let event = NewEvent::new(
+        EventType::AdminSignedIn,
+        admin.company_id,
+        Actor::admin(admin.id),
+        json!({"admin_id": admin.id}),
+    );
+    audit::record(&mut tx, event, &origin, now).await?;
+    tx.commit().await?;
 
     Ok(data(SignedIn {
         token: new.token,
@@ -146,13 +172,30 @@ pub async fn sign_in(
     security(("admin_token" = [])),
     responses((status = 204, description = "Signed out; the token stops working"), Unauthenticated)
 )]
-pub async fn sign_out(State(state): State<AppState>, auth: AdminAuth) -> Result<StatusCode> {
-    sqlx::query!(
+pub async fn sign_out(
+    State(state): State<AppState>,
+    origin: Origin,
+    auth: AdminAuth,
+) -> Result<StatusCode> {
+    let now = state.clock.now();
+    let mut tx = state.db.begin().await?;
+    let ended = sqlx::query!(
         "UPDATE admin_sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
         auth.session_id,
-        state.clock.now(),
+        now,
     )
-    .execute(&state.db)
+    .execute(&mut *tx)
     .await?;
+    if ended.rows_affected() > 0 {
+        let admin = &auth.admin;
+        let event = NewEvent::new(
+            EventType::AdminSignedOut,
+            admin.company_id,
+            Actor::admin(admin.id),
+            json!({"admin_id": admin.id}),
+        );
+        audit::record(&mut tx, event, &origin, now).await?;
+    }
+    tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -16,7 +16,9 @@ use axum::http::StatusCode;
 use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use serde_json::json;
 use sqlx::PgConnection;
+use uuid::Uuid;
 
 use crate::domain::phone::PhoneE164;
 use crate::domain::{Error, Result};
@@ -26,6 +28,7 @@ use crate::http::error::ErrorBody;
 use crate::http::extract::Input;
 use crate::http::rate_limit::Admission;
 use crate::infra::crypto::constant_time_eq;
+use crate::services::audit::{self, Actor, EventType, NewEvent, Origin};
 use crate::services::auth::TenantAuth;
 use crate::services::rate_limit::{Reservation, Scope, Ticket};
 use challenges::Issued;
@@ -67,6 +70,7 @@ pub struct VerifyAnswer {
 )]
 pub async fn request_code(
     State(state): State<AppState>,
+    origin: Origin,
     Input(PhoneLogin { phone }): Input<PhoneLogin>,
 ) -> Result<Json<Message>> {
     let started = Instant::now();
@@ -80,9 +84,8 @@ pub async fn request_code(
         metrics::counter!("sms_refused_total", "reason" => "country").increment(1);
         return Err(Error::field("phone_number", COUNTRY_NOT_ENABLED));
     }
-    let known = !accounts_of(&mut *state.db.acquire().await?, &phone)
-        .await?
-        .is_empty();
+    let accounts = accounts_of(&mut *state.db.acquire().await?, &phone).await?;
+    let known = !accounts.is_empty();
     if !known && !config.otp_hide_unknown_phones {
         return Err(Error::Unprocessable(NO_SUCH_TENANT));
     }
@@ -115,6 +118,7 @@ pub async fn request_code(
     }
     if test_code.is_some() {
         metrics::counter!("otp_test_codes_issued_total").increment(1);
+        record_otp_events(&state, EventType::OtpSent, &phone, &accounts, &origin).await?;
         return Ok(sent());
     }
 
@@ -146,12 +150,55 @@ pub async fn request_code(
             "The OTP could not be sent. Please try again.",
         ));
     }
+    // After the send: the event must not claim a code went out that did not.
+    record_otp_events(&state, EventType::OtpSent, &phone, &accounts, &origin).await?;
     state.sms_latency.record(started.elapsed());
     let country = phone.region().unwrap_or_else(|| "unknown".to_owned());
     metrics::counter!("sms_sent_total", "provider" => state.sms.provider_name(), "country" => country)
         .increment(1);
     metrics::counter!("otp_sent_total").increment(1);
     Ok(sent())
+}
+
+/// Events about a phone's codes, one per company the phone has accounts in (each company sees
+/// its own tenants' logins), or one without a company for a phone without accounts. The phone
+/// appears only as its last four digits.
+fn otp_events(kind: EventType, phone: &PhoneE164, accounts: &[Account]) -> Vec<NewEvent> {
+    let mut companies: Vec<(Uuid, Vec<&str>)> = Vec::new();
+    for account in accounts {
+        match companies
+            .iter_mut()
+            .find(|(id, _)| *id == account.company_id)
+        {
+            Some((_, tenants)) => tenants.push(&account.tenant_id),
+            None => companies.push((account.company_id, vec![&account.tenant_id])),
+        }
+    }
+    if companies.is_empty() {
+        let subject = json!({"phone_last4": phone.last_four()});
+        return vec![NewEvent::new(kind, None, Actor::anonymous(), subject)];
+    }
+    companies
+        .into_iter()
+        .map(|(company_id, tenant_ids)| {
+            let subject = json!({"phone_last4": phone.last_four(), "tenant_ids": tenant_ids});
+            NewEvent::new(kind, Some(company_id), Actor::anonymous(), subject)
+        })
+        .collect()
+}
+
+async fn record_otp_events(
+    state: &AppState,
+    kind: EventType,
+    phone: &PhoneE164,
+    accounts: &[Account],
+    origin: &Origin,
+) -> Result<()> {
+    let mut tx = state.db.begin().await?;
+    let events = otp_events(kind, phone, accounts);
+    audit::record_all(&mut tx, events, origin, state.clock.now()).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 fn sent() -> Json<Message> {
@@ -203,6 +250,8 @@ pub struct Account {
     email: Option<String>,
     #[serde(skip)]
     person_id: String,
+    #[serde(skip)]
+    company_id: Uuid,
 }
 
 /// The accounts of the person behind the phone that still have a tenancy.
@@ -210,7 +259,7 @@ async fn accounts_of(conn: &mut PgConnection, phone: &PhoneE164) -> Result<Vec<A
     let accounts = sqlx::query_as!(
         Account,
         r#"SELECT t.id AS tenant_id, t.name, COALESCE(l.name, l.crm_location_id) AS "location!",
-                  c.name AS company, t.email, p.id AS person_id
+                  c.name AS company, t.email, p.id AS person_id, c.id AS company_id
            FROM people p
            JOIN tenants t ON t.person_id = p.id
            JOIN locations l ON l.id = t.location_id
@@ -280,6 +329,7 @@ impl From<sqlx::Error> for Failure {
 )]
 pub async fn verify_code(
     State(state): State<AppState>,
+    origin: Origin,
     admission: Option<Extension<Admission>>,
     Input(request): Input<VerifyOtp>,
 ) -> Result<Json<VerifyAnswer>> {
@@ -292,7 +342,7 @@ pub async fn verify_code(
             ticket,
         )
     });
-    let answer = verify(&state, &request).await;
+    let answer = verify(&state, &request, &origin).await;
     if let Some(reserved) = reserved {
         if matches!(answer, Err(Failure::WrongCode)) {
             reserved.keep();
@@ -309,6 +359,7 @@ pub async fn verify_code(
 async fn verify(
     state: &AppState,
     request: &VerifyOtp,
+    origin: &Origin,
 ) -> std::result::Result<Json<VerifyAnswer>, Failure> {
     let now = state.clock.now();
     let phone = &request.phone;
@@ -325,6 +376,12 @@ async fn verify(
     if !constant_time_eq(&expected, &challenge.code_hash) {
         metrics::counter!("otp_verifications_total", "result" => "wrong_code").increment(1);
         challenges::record_failure(&mut tx, phone).await?;
+        let accounts = accounts_of(&mut tx, phone).await?;
+        let mut events = otp_events(EventType::OtpFailed, phone, &accounts);
+        if challenge.failed_attempts + 1 >= challenges::MAX_FAILED_ATTEMPTS {
+            events.extend(otp_events(EventType::OtpLocked, phone, &accounts));
+        }
+        audit::record_all(&mut tx, events, origin, now).await?;
         tx.commit().await?;
         return Err(Failure::WrongCode);
     }
@@ -378,6 +435,13 @@ async fn verify(
         now,
     )
     .await?;
+    let event = NewEvent::new(
+        EventType::TenantLoggedIn,
+        Some(account.company_id),
+        Actor::tenant(&account.tenant_id),
+        json!({"tenant_id": account.tenant_id}),
+    );
+    audit::record(&mut tx, event, origin, now).await?;
     tx.commit().await?;
     Ok(Json(VerifyAnswer {
         message: "Login successful.",
@@ -401,7 +465,22 @@ async fn verify(
     security(("tenant_token" = [])),
     responses((status = 204, description = "The token stops working"), Unauthenticated)
 )]
-pub async fn logout(State(state): State<AppState>, auth: TenantAuth) -> Result<StatusCode> {
-    tokens::revoke(&state.db, auth.token_id, state.clock.now()).await?;
+pub async fn logout(
+    State(state): State<AppState>,
+    origin: Origin,
+    auth: TenantAuth,
+) -> Result<StatusCode> {
+    let now = state.clock.now();
+    let mut tx = state.db.begin().await?;
+    if let Some(company_id) = tokens::revoke(&mut tx, auth.token_id, now).await? {
+        let event = NewEvent::new(
+            EventType::TenantLoggedOut,
+            Some(company_id),
+            Actor::tenant(&auth.tenant_id),
+            json!({"tenant_id": auth.tenant_id}),
+        );
+        audit::record(&mut tx, event, &origin, now).await?;
+    }
+    tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

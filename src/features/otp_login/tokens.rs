@@ -3,7 +3,8 @@
 //! tenancy left, or when the PMS has given the tenant account another phone. No refresh: the app logs in again.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
+use uuid::Uuid;
 
 use crate::domain::Result;
 use crate::infra::crypto::SecretHasher;
@@ -35,13 +36,21 @@ pub async fn issue(
     Ok((auth::tenant_token(id, &secret), expires_at))
 }
 
-pub async fn revoke(db: &PgPool, token_id: i64, now: DateTime<Utc>) -> Result<()> {
-    sqlx::query!(
-        "UPDATE tenant_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+/// Revokes the token; the company of its tenant account when it was still active.
+pub async fn revoke(
+    tx: &mut PgConnection,
+    token_id: i64,
+    now: DateTime<Utc>,
+) -> Result<Option<Uuid>> {
+    let company_id = sqlx::query_scalar!(
+        "UPDATE tenant_tokens tt SET revoked_at = $2
+         FROM tenants t
+         WHERE tt.id = $1 AND tt.revoked_at IS NULL AND t.id = tt.tenant_id
+         RETURNING t.company_id",
         token_id,
         now,
     )
-    .execute(db)
+    .fetch_optional(&mut *tx)
     .await?;
-    Ok(())
+    Ok(company_id)
 }
