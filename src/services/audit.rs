@@ -5,6 +5,7 @@
 //! last four digits.
 
 use std::net::IpAddr;
+use std::sync::Mutex;
 use std::time::SystemTime;
 
 use chrono::{DateTime, Utc};
@@ -159,9 +160,18 @@ pub struct EventActor {
     pub id: Option<String>,
 }
 
-/// A ULID dated by the injected clock, so ids sort as the events happened.
+/// A ULID dated by the injected clock, so ids sort as the events happened. Within one
+/// millisecond a process's ids increase (the previous one plus one), so its events of the same
+/// instant keep their order too.
 pub fn event_id(now: DateTime<Utc>) -> String {
-    ulid::Ulid::from_datetime(SystemTime::from(now)).to_string()
+    static LAST: Mutex<Option<ulid::Ulid>> = Mutex::new(None);
+    let mut last = LAST.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let same_instant = last
+        .and_then(|previous| previous.increment().ok())
+        .filter(|next| next.timestamp_ms() == now.timestamp_millis() as u64);
+    let id = same_instant.unwrap_or_else(|| ulid::Ulid::from_datetime(SystemTime::from(now)));
+    *last = Some(id);
+    id.to_string()
 }
 
 /// Records `event` on `conn` (the transaction of its change) with a delivery for each webhook
@@ -233,5 +243,8 @@ mod tests {
         let later = event_id(DateTime::from_timestamp(1_700_000_000, 1_000_000).unwrap());
         assert_eq!(earlier.len(), 26);
         assert!(earlier < later);
+        let instant = DateTime::from_timestamp(1_700_000_001, 0).unwrap();
+        let ids: Vec<String> = (0..100).map(|_| event_id(instant)).collect();
+        assert!(ids.windows(2).all(|pair| pair[0] < pair[1]), "{ids:?}");
     }
 }

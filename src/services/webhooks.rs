@@ -256,8 +256,10 @@ async fn send(
             // Without the URL: it may carry a credential in its query string.
             let err = err.without_url();
             let mut error = err.to_string();
-            if let Some(source) = std::error::Error::source(&err) {
-                error = format!("{error}: {source}");
+            let mut cause = std::error::Error::source(&err);
+            while let Some(inner) = cause {
+                error = format!("{error}: {inner}");
+                cause = inner.source();
             }
             refused(&error.chars().take(MAX_ERROR_CHARS).collect::<String>())
         }

@@ -242,6 +242,11 @@ impl TestApp {
         .await
     }
 
+    /// Runs the webhook delivery worker of `serve` for this app (stopped when the test ends).
+    pub fn start_deliveries(&self) -> tokio::task::JoinHandle<()> {
+        kiss_auth::app::deliveries::spawn(self.state.clone())
+    }
+
     pub fn clock_now(&self) -> DateTime<Utc> {
         use kiss_auth::infra::clock::Clock;
         self.clock.now()

@@ -11,10 +11,12 @@ mod operability;
 mod receiver;
 
 mod admin_sessions;
+mod admins;
 mod api_tokens;
 mod cli;
 mod companies;
 mod conventions;
+mod events;
 mod otp_login;
 mod rate_limits;
 mod sms_abuse;

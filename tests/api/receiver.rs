@@ -62,6 +62,11 @@ pub struct Receiver {
 impl Receiver {
     /// Listens on a loopback port; every POST to any path is recorded and answered `200`.
     pub async fn start() -> Self {
+        Self::serve_on(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap())
+    }
+
+    /// Receives on a listener already bound (e.g. on the port of a receiver that was down).
+    pub fn serve_on(listener: tokio::net::TcpListener) -> Self {
         let inbox = Arc::new(Inbox {
             received: Mutex::new(Vec::new()),
             status: AtomicU16::new(200),
@@ -69,7 +74,6 @@ impl Receiver {
         let app = Router::new()
             .route("/{*path}", post(receive))
             .with_state(inbox.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
         Receiver { url, inbox }
