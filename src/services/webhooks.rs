@@ -24,7 +24,7 @@ const MAX_BACKOFF: TimeDelta = TimeDelta::hours(1);
 /// while this one may still be sending.
 const LEASE: TimeDelta = TimeDelta::seconds(30);
 /// At most this many deliveries are taken (and sent concurrently) at once.
-pub const BATCH: i64 = 32;
+pub const BATCH: i64 = 64;
 /// Longest error text kept for an attempt.
 const MAX_ERROR_CHARS: usize = 300;
 
@@ -66,6 +66,19 @@ struct Taken {
     event: Event,
 }
 
+/// A batch of attempts as the columns of one statement.
+#[derive(Default)]
+struct RecordBatch {
+    webhook_ids: Vec<Uuid>,
+    event_ids: Vec<String>,
+    attempts: Vec<i32>,
+    statuses: Vec<Option<i32>>,
+    errors: Vec<Option<String>>,
+    next_attempts: Vec<Option<DateTime<Utc>>>,
+    delivered: Vec<bool>,
+    failed: Vec<bool>,
+}
+
 /// How one attempt ended.
 pub struct Attempt {
     pub status: Option<u16>,
@@ -94,13 +107,14 @@ impl Deliverer {
                 (delivery, attempt)
             });
         }
+        let mut attempts = Vec::with_capacity(count);
         while let Some(sent) = sends.join_next().await {
-            let Ok((delivery, attempt)) = sent else {
-                continue;
-            };
-            if let Err(err) = self.record(&delivery, &attempt, now).await {
-                tracing::warn!(error = %err, "could not record a webhook delivery attempt");
+            if let Ok(done) = sent {
+                attempts.push(done);
             }
+        }
+        if let Err(err) = self.record(&attempts, now).await {
+            tracing::warn!(error = %err, "could not record webhook delivery attempts");
         }
         Ok(count)
     }
@@ -155,45 +169,62 @@ impl Deliverer {
             .collect())
     }
 
-    async fn record(&self, delivery: &Taken, attempt: &Attempt, now: DateTime<Utc>) -> Result<()> {
-        let delivered = attempt.delivered();
-        let retry_at = now + backoff(delivery.attempt);
-        let next_attempt_at =
-            (!delivered && retry_at < delivery.event.occurred_at + RETRY_FOR).then_some(retry_at);
-        let failed = !delivered && next_attempt_at.is_none();
-        if delivered {
-            metrics::counter!("webhook_attempts_total", "result" => "delivered").increment(1);
-        } else {
-            metrics::counter!("webhook_attempts_total", "result" => "failed").increment(1);
+    /// Records a batch of attempts and schedules what comes next for each, in one statement.
+    async fn record(&self, attempts: &[(Taken, Attempt)], now: DateTime<Utc>) -> Result<()> {
+        let mut batch = RecordBatch::default();
+        for (delivery, attempt) in attempts {
+            let delivered = attempt.delivered();
+            let retry_at = now + backoff(delivery.attempt);
+            let next_attempt_at = (!delivered && retry_at < delivery.event.occurred_at + RETRY_FOR)
+                .then_some(retry_at);
+            let failed = !delivered && next_attempt_at.is_none();
+            let result = if delivered { "delivered" } else { "failed" };
+            metrics::counter!("webhook_attempts_total", "result" => result).increment(1);
+            if failed {
+                metrics::counter!("webhook_deliveries_failed_total").increment(1);
+                tracing::warn!(
+                    event_id = %delivery.event.id,
+                    webhook_id = %delivery.webhook_id,
+                    attempts = delivery.attempt,
+                    "a webhook delivery is given up after 24 h of retries"
+                );
+            }
+            batch.webhook_ids.push(delivery.webhook_id);
+            batch.event_ids.push(delivery.event.id.clone());
+            batch.attempts.push(delivery.attempt);
+            batch.statuses.push(attempt.status.map(i32::from));
+            batch.errors.push(attempt.error.clone());
+            batch.next_attempts.push(next_attempt_at);
+            batch.delivered.push(delivered);
+            batch.failed.push(failed);
         }
-        if failed {
-            metrics::counter!("webhook_deliveries_failed_total").increment(1);
-            tracing::warn!(
-                event_id = %delivery.event.id,
-                webhook_id = %delivery.webhook_id,
-                attempts = delivery.attempt,
-                "a webhook delivery is given up after 24 h of retries"
-            );
-        }
+        // Deliveries deleted meanwhile (their webhook was) are skipped.
         sqlx::query!(
-            "WITH attempt AS (
-                 INSERT INTO webhook_attempts (webhook_id, event_id, attempt, status, error, at)
-                 VALUES ($1, $2, $3, $4, $5, $6)
-             )
-             UPDATE webhook_deliveries
-             SET next_attempt_at = $7,
-                 delivered_at = CASE WHEN $8 THEN $6 END,
-                 failed_at = CASE WHEN $9 THEN $6 END
-             WHERE webhook_id = $1 AND event_id = $2",
-            delivery.webhook_id,
-            delivery.event.id,
-            delivery.attempt,
-            attempt.status.map(i32::from),
-            attempt.error,
+            r#"WITH batch AS (
+                   SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::int4[], $4::int4[], $5::text[],
+                                        $6::timestamptz[], $7::bool[], $8::bool[])
+                       AS b(webhook_id, event_id, attempt, status, error, next_attempt_at, delivered, failed)
+                   WHERE EXISTS (SELECT 1 FROM webhook_deliveries d
+                                 WHERE d.webhook_id = b.webhook_id AND d.event_id = b.event_id)
+               ), recorded AS (
+                   INSERT INTO webhook_attempts (webhook_id, event_id, attempt, status, error, at)
+                   SELECT webhook_id, event_id, attempt, status, error, $9 FROM batch
+               )
+               UPDATE webhook_deliveries d
+               SET next_attempt_at = b.next_attempt_at,
+                   delivered_at = CASE WHEN b.delivered THEN $9::timestamptz END,
+                   failed_at = CASE WHEN b.failed THEN $9::timestamptz END
+               FROM batch b
+               WHERE d.webhook_id = b.webhook_id AND d.event_id = b.event_id"#,
+            &batch.webhook_ids,
+            &batch.event_ids,
+            &batch.attempts,
+            &batch.statuses as &[Option<i32>],
+            &batch.errors as &[Option<String>],
+            &batch.next_attempts as &[Option<DateTime<Utc>>],
+            &batch.delivered,
+            &batch.failed,
             now,
-            next_attempt_at,
-            delivered,
-            failed,
         )
         .execute(&self.db)
         .await?;
