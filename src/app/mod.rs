@@ -1,6 +1,7 @@
 //! The top of the crate: every feature's routes in one table, the middleware stack, the OpenAPI
 //! document, operability endpoints, background clean-up, and the server itself.
 
+mod dashboard;
 pub mod deliveries;
 pub mod health;
 pub mod maintenance;
@@ -108,6 +109,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest("/api/v2", api)
         .merge(health::router())
+        .merge(dashboard::router())
         .merge(openapi::router(&state.config))
         .fallback(|| async { Error::NotFound("Not found.") })
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })

@@ -2,6 +2,7 @@
 //! Postgres database (`#[sqlx::test]`), and the real binary for the command line.
 
 mod architecture;
+mod browser;
 mod fake_twilio;
 mod hardening;
 mod helpers;
@@ -16,6 +17,7 @@ mod api_tokens;
 mod cli;
 mod companies;
 mod conventions;
+mod dashboard;
 mod events;
 mod otp_login;
 mod rate_limits;

@@ -19,6 +19,10 @@ fn routed_paths() -> BTreeSet<String> {
                 visit(&path, found);
                 continue;
             }
+            // The dashboard is a page for people, not part of the API.
+            if path.ends_with("dashboard.rs") {
+                continue;
+            }
             let source = std::fs::read_to_string(&path).unwrap();
             let outside_api = path.ends_with("health.rs");
             for piece in source.split(".route(").skip(1) {
