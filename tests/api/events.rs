@@ -694,6 +694,14 @@ async fn deliveries_are_signed_and_retried_after_a_500_and_a_refused_connection(
     app.create_api_token(&root, acme, "second").await;
     received(&receiver, 2).await;
     receiver.answer_with(200);
+    // Until the failure is recorded, the delivery is leased (30 s), not scheduled for its retry.
+    let recorded = async |count: i64| {
+        eventually(5, "the attempts recorded", async || {
+            attempts_recorded(&app.db).await >= count
+        })
+        .await
+    };
+    recorded(2).await;
     app.clock.advance(TimeDelta::seconds(11));
     let got = received(&receiver, 3).await;
     assert_eq!(got[1].body, got[2].body, "the retry sends the same event");
@@ -727,9 +735,11 @@ async fn deliveries_are_signed_and_retried_after_a_500_and_a_refused_connection(
         .trim_start_matches("http://")
         .trim_end_matches("/hook");
     let revived = Receiver::serve_on(tokio::net::TcpListener::bind(address).await.unwrap());
+    recorded(5).await;
     app.clock.advance(TimeDelta::seconds(11));
     let got = received(&revived, 1).await;
     assert_eq!(got[0].json()["type"], "api_token.created");
+    recorded(6).await;
 
     let page = deliveries(&app, &root, acme, &hook).await;
     let attempts: Vec<(i64, Value)> = page.body["data"]
@@ -832,13 +842,17 @@ async fn deliveries_survive_a_restart_with_the_receiver_down(db: PgPool) {
     assert_eq!(event["type"], "api_token.created");
     assert_eq!(event["subject"]["api_token_id"], created.body["data"]["id"]);
     assert!(got[0].signed_at(hook["secret"].as_str().unwrap()).is_some());
-    let delivered: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM webhook_deliveries WHERE delivered_at IS NOT NULL AND attempts = 2",
-    )
-    .fetch_one(&db)
-    .await
-    .unwrap();
-    assert_eq!(delivered, 1);
+    // The server records the delivery once the receiver has answered.
+    eventually(5, "the delivery recorded as the second attempt", async || {
+        let delivered: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM webhook_deliveries WHERE delivered_at IS NOT NULL AND attempts = 2",
+        )
+        .fetch_one(&db)
+        .await
+        .unwrap();
+        delivered == 1
+    })
+    .await;
 }
 
 #[sqlx::test]
