@@ -63,19 +63,7 @@ fn parse_event_query(
         }
         kind
     });
-    let limit = match given("limit") {
-        None => DEFAULT_PAGE,
-        Some(raw) => match raw.parse::<i64>() {
-            Ok(limit) if (1..=MAX_PAGE).contains(&limit) => limit,
-            _ => {
-                errors.add(
-                    "limit",
-                    format!("The limit field must be an integer between 1 and {MAX_PAGE}."),
-                );
-                DEFAULT_PAGE
-            }
-        },
-    };
+    let limit = page_limit(given("limit"), &mut errors);
     let before = given("cursor").and_then(|raw| match ulid::Ulid::from_string(raw) {
         Ok(id) => Some(id.to_string()),
         Err(_) => {
@@ -100,6 +88,23 @@ fn parse_event_query(
         before,
         company_id,
     })
+}
+
+/// `limit`: 1 to `MAX_PAGE`, `DEFAULT_PAGE` when not given.
+fn page_limit(given: Option<&str>, errors: &mut ValidationErrors) -> i64 {
+    let Some(raw) = given else {
+        return DEFAULT_PAGE;
+    };
+    match raw.parse::<i64>() {
+        Ok(limit) if (1..=MAX_PAGE).contains(&limit) => limit,
+        _ => {
+            errors.add(
+                "limit",
+                format!("The limit field must be an integer between 1 and {MAX_PAGE}."),
+            );
+            DEFAULT_PAGE
+        }
+    }
 }
 
 /// One page of events (of one company, or of all when `company_id` is `None` and `all` is set).
@@ -437,28 +442,9 @@ pub async fn list_deliveries(
     let Query(params) =
         query.map_err(|_| Error::BadRequest("The query string is malformed.".into()))?;
     let mut errors = ValidationErrors::new();
-    let limit = match params
-        .get("limit")
-        .map(|v| v.trim())
-        .filter(|v| !v.is_empty())
-    {
-        None => DEFAULT_PAGE,
-        Some(raw) => match raw.parse::<i64>() {
-            Ok(limit) if (1..=MAX_PAGE).contains(&limit) => limit,
-            _ => {
-                errors.add(
-                    "limit",
-                    format!("The limit field must be an integer between 1 and {MAX_PAGE}."),
-                );
-                DEFAULT_PAGE
-            }
-        },
-    };
-    let before = match params
-        .get("cursor")
-        .map(|v| v.trim())
-        .filter(|v| !v.is_empty())
-    {
+    let given = |name: &str| params.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
+    let limit = page_limit(given("limit"), &mut errors);
+    let before = match given("cursor") {
         None => None,
         Some(raw) => match raw.parse::<i64>() {
             Ok(seq) if seq > 0 => Some(seq),

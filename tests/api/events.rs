@@ -758,6 +758,20 @@ async fn deliveries_are_signed_and_retried_after_a_500_and_a_refused_connection(
             (1, json!(200))
         ]
     );
+
+    // The same attempts two at a time.
+    let id = hook["id"].as_str().unwrap();
+    let path = format!("/companies/{acme}/webhooks/{id}/deliveries?limit=2");
+    let first = app.get(&path, &root).await;
+    assert_eq!(first.body["data"].as_array().unwrap().len(), 2);
+    let cursor = first.body["next_cursor"].as_str().unwrap();
+    let second = app.get(&format!("{path}&cursor={cursor}"), &root).await;
+    assert_eq!(second.body["data"].as_array().unwrap().len(), 2);
+    assert_eq!(second.body["data"][1]["status"], 200);
+    assert_eq!(second.body["next_cursor"], Value::Null);
+    let bad = app.get(&format!("{path}&cursor=abc"), &root).await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.body["errors"]["cursor"].is_array());
 }
 
 /// Waits (up to `seconds`) until `condition` holds.
