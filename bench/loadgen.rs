@@ -4,7 +4,10 @@
 //! Environment: BENCH_URL (e.g. http://127.0.0.1:18080/api/v2), BENCH_TOKEN (an API token),
 //! BENCH_SECONDS (measured seconds per throughput scenario, default 10), BENCH_CONCURRENCY (32).
 //! With BENCH_SOAK_SECONDS set (`bench/soak.sh`), it runs the mixed soak load instead and prints
-//! the answers it got by kind and status.
+//! the answers it got by kind and status. With BENCH_SEED_TOKENS=<file> it only seeds the units of
+//! the single-unit scenario and BENCH_PHONES (default 4,000) tenant logins, writes their tenant
+//! tokens to the file (one per line) and exits, for the wrk scenarios of `bench/run.sh`; with
+//! BENCH_ONLY=bulk it runs the bulk scenarios only.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -62,6 +65,15 @@ async fn main() -> anyhow::Result<()> {
             .await;
     }
 
+    if let Ok(file) = std::env::var("BENCH_SEED_TOKENS") {
+        let phones = std::env::var("BENCH_PHONES")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(4_000);
+        return bench.seed_for_wrk(&file, phones, concurrency).await;
+    }
+    let only_bulk = std::env::var("BENCH_ONLY").is_ok_and(|only| only == "bulk");
+
     let mut rows = Vec::new();
     for (scenario, prefix, count, runs) in [
         ("bulk PATCH 1,000 units (create)", "b1k", 1_000, 1),
@@ -70,6 +82,10 @@ async fn main() -> anyhow::Result<()> {
         ("bulk PATCH 10,000 units (update)", "b10k", 10_000, 5),
     ] {
         rows.push(bench.bulk(scenario, prefix, count, runs).await?);
+    }
+    if only_bulk {
+        print_table(&rows);
+        return Ok(());
     }
     // Saturated (throughput) and one connection at a time (the latency a key adds).
     for (connections, with_key) in [
@@ -101,10 +117,15 @@ async fn main() -> anyhow::Result<()> {
             .await,
     );
 
+    print_table(&rows);
+    Ok(())
+}
+
+fn print_table(rows: &[Row]) {
     println!();
     println!("| scenario | requests | errors | req/s | p50 ms | p90 ms | p99 ms | max ms |");
     println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
-    for row in &rows {
+    for row in rows {
         println!(
             "| {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} |",
             row.scenario,
@@ -117,7 +138,6 @@ async fn main() -> anyhow::Result<()> {
             row.percentile(1.0),
         );
     }
-    Ok(())
 }
 
 struct Bench {
@@ -327,6 +347,25 @@ impl Bench {
 }
 
 impl Bench {
+    /// The data of the wrk scenarios: units `single-0000…0999`, and `phones` tenants logged in,
+    /// whose tokens are written to `file`.
+    async fn seed_for_wrk(&self, file: &str, phones: usize, concurrency: usize) -> anyhow::Result<()> {
+        self.seed_units((0..1000).map(
+            |i| json!({"crm_unit_id": format!("single-{i:04}"), "crm_location_id": "single"}),
+        ))
+        .await?;
+        let sink = SmsSink::start().await?;
+        self.seed_tenants(phones, concurrency).await?;
+        let tokens = Mutex::new(Vec::new());
+        let row = self.otp_login(&sink, concurrency, phones, &tokens).await;
+        let tokens = tokens.into_inner().unwrap();
+        if tokens.len() != phones {
+            bail!("{} of {phones} logins failed", row.errors);
+        }
+        std::fs::write(file, tokens.join("\n") + "\n")?;
+        Ok(())
+    }
+
     /// Mixed load for `duration` on `concurrency` workers: single-unit and bulk PMS writes,
     /// tenant reads, OTP logins and some bad input (malformed JSON, a forged token, an invalid
     /// bulk body). Prints every answer by kind and status; any 5xx is a failure of the soak.

@@ -37,6 +37,10 @@ pub async fn connect(config: &Config) -> anyhow::Result<PgPool> {
     PgPoolOptions::new()
         .max_connections(config.database_max_connections)
         .acquire_timeout(Duration::from_secs(5))
+        // No ping before each use: it is a round trip per acquire (two per PMS write). A
+        // connection that died while idle fails its first statement instead, which is answered
+        // as a 503 with Retry-After (`domain::error`), and is then dropped from the pool.
+        .test_before_acquire(false)
         .connect_with(options)
         .await
         .context("cannot connect to the database named in DATABASE_URL")
