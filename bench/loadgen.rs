@@ -349,7 +349,12 @@ impl Bench {
 impl Bench {
     /// The data of the wrk scenarios: units `single-0000…0999`, and `phones` tenants logged in,
     /// whose tokens are written to `file`.
-    async fn seed_for_wrk(&self, file: &str, phones: usize, concurrency: usize) -> anyhow::Result<()> {
+    async fn seed_for_wrk(
+        &self,
+        file: &str,
+        phones: usize,
+        concurrency: usize,
+    ) -> anyhow::Result<()> {
         self.seed_units((0..1000).map(
             |i| json!({"crm_unit_id": format!("single-{i:04}"), "crm_location_id": "single"}),
         ))

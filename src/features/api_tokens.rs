@@ -18,6 +18,7 @@ use crate::http::error::ErrorBody;
 use crate::http::extract::Body;
 use crate::http::{AppState, Data, data};
 use crate::infra::crypto::SecretHasher;
+use crate::infra::db;
 use crate::services::audit::{self, Actor, EventType, NewEvent, Origin};
 use crate::services::auth::{self, AdminAuth};
 
@@ -84,7 +85,7 @@ pub async fn create(
     now: DateTime<Utc>,
 ) -> Result<CreatedApiToken> {
     let token = auth::new_api_token(hasher);
-    let mut tx = db.begin().await?;
+    let mut tx = db::begin(db).await?;
     sqlx::query!(
         "INSERT INTO api_tokens (id, company_id, name, secret_hash, created_at)
          VALUES ($1, $2, $3, $4, $5)",
@@ -191,7 +192,7 @@ pub async fn revoke_token(
     let company_id = companies::authorize(&state.db, &auth, &company_id).await?;
     let token_id = Uuid::try_parse(&token_id).map_err(|_| Error::NotFound(TOKEN_NOT_FOUND))?;
     let now = state.clock.now();
-    let mut tx = state.db.begin().await?;
+    let mut tx = db::begin(&state.db).await?;
     let revoked = sqlx::query!(
         "UPDATE api_tokens SET revoked_at = $3
          WHERE id = $1 AND company_id = $2 AND revoked_at IS NULL",

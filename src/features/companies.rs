@@ -15,6 +15,7 @@ use crate::domain::{Error, Result, ValidationErrors};
 use crate::http::docs::{BodyErrors, Forbidden, Unauthenticated};
 use crate::http::extract::Body;
 use crate::http::{AppState, Data, data};
+use crate::infra::db;
 use crate::services::audit::{self, Actor, EventType, NewEvent, Origin};
 use crate::services::auth::AdminAuth;
 
@@ -66,7 +67,7 @@ pub async fn create(
     origin: &Origin,
     now: DateTime<Utc>,
 ) -> Result<Company> {
-    let mut tx = db.begin().await?;
+    let mut tx = db::begin(db).await?;
     let company = sqlx::query_as!(
         Company,
         "INSERT INTO companies (name, created_at) VALUES ($1, $2) RETURNING id, name, created_at",

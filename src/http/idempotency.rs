@@ -14,6 +14,7 @@ use super::AppState;
 use super::extract::read_limited;
 use super::writes::{HANDLER_SAVEPOINT, TxSlot};
 use crate::domain::{Error, Result};
+use crate::infra::db;
 use crate::services::auth::CompanyAuth;
 use crate::services::idempotency::{self, Answer, Claim, IdempotencyKey};
 
@@ -57,7 +58,7 @@ async fn run_once(
     let fingerprint = idempotency::fingerprint(parts.method.as_str(), parts.uri.path(), &body);
     let now = state.clock.now();
 
-    let mut tx = state.db.begin().await?;
+    let mut tx = db::begin(&state.db).await?;
     // Answers decided here end the transaction before they are sent: a rollback merely queued by a
     // drop would leave the key locked for a moment, and a quick retry would see it "in flight".
     let early = match idempotency::claim(&mut tx, company_id, key, now).await? {

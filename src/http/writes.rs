@@ -13,6 +13,7 @@ use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
 use super::AppState;
 use crate::domain::{Error, Result};
+use crate::infra::db;
 
 /// The savepoint a multi-statement write starts at inside the idempotency transaction.
 pub(super) const HANDLER_SAVEPOINT: &str = "idempotent_handler";
@@ -86,7 +87,7 @@ impl Writes {
                 slot.lent().savepoint = true;
                 Ok(tx)
             }
-            None => Ok(WriteTx(Inner::Owned(Some(self.pool.begin().await?)))),
+            None => Ok(WriteTx(Inner::Owned(Some(db::begin(&self.pool).await?)))),
         }
     }
 
@@ -95,7 +96,7 @@ impl Writes {
     pub async fn single_statement(&self) -> Result<WriteTx> {
         match &self.slot {
             Some(slot) => Self::borrow(slot),
-            None => Ok(WriteTx(Inner::Owned(Some(self.pool.begin().await?)))),
+            None => Ok(WriteTx(Inner::Owned(Some(db::begin(&self.pool).await?)))),
         }
     }
 

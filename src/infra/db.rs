@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use sqlx::Postgres;
+use sqlx::Transaction;
 use sqlx::migrate::{Migrate, MigrateDatabase, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
@@ -44,6 +45,18 @@ pub async fn connect(config: &Config) -> anyhow::Result<PgPool> {
         .connect_with(options)
         .await
         .context("cannot connect to the database named in DATABASE_URL")
+}
+
+/// Begins a transaction. A caller dropped while `BEGIN` is on the wire (its client went away, its
+/// deadline passed) must not leave the connection in a transaction sqlx does not know about: the
+/// pool would hand it out again, and the next user's autocommit statements would run inside it,
+/// uncommitted. So `BEGIN` runs in a task of its own, which always finishes it; a transaction
+/// nobody takes is then rolled back when the task drops it.
+pub async fn begin(pool: &PgPool) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    let pool = pool.clone();
+    tokio::spawn(async move { pool.begin().await })
+        .await
+        .unwrap_or(Err(sqlx::Error::WorkerCrashed))
 }
 
 /// Development without `KISS_APP_KEY`: replaces the configuration's stand-in key with the one kept

@@ -151,3 +151,25 @@ fn the_check_finds_a_higher_layer_in_a_use_line() {
     );
     assert_eq!(code("    // see crate::app"), "");
 }
+
+/// Transactions begin only through `infra::db::begin`, which cannot leave a connection inside a
+/// transaction when its caller is dropped mid-`BEGIN` (see the hardening test).
+#[test]
+fn transactions_begin_only_through_the_cancellation_safe_helper() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    sources(&src, &mut files);
+    let offenders: Vec<String> = files
+        .iter()
+        .filter(|file| !file.ends_with("infra/db.rs"))
+        .flat_map(|file| {
+            let text = std::fs::read_to_string(file).unwrap();
+            text.lines()
+                .enumerate()
+                .filter(|(_, line)| code(line).contains(".begin()"))
+                .map(|(n, _)| format!("{}:{}", file.display(), n + 1))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(offenders.is_empty(), "use infra::db::begin: {offenders:?}");
+}

@@ -583,3 +583,41 @@ async fn the_purge_skips_a_row_refreshed_while_it_runs(db: PgPool) {
         "the fresh code survives"
     );
 }
+
+/// Whether a connection of this database sits idle inside a transaction, as `observer` sees it.
+async fn idle_in_transaction(observer: &PgPool) -> bool {
+    sqlx::query_scalar::<_, bool>(
+        "SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+                        WHERE datname = current_database() AND state = 'idle in transaction')",
+    )
+    .fetch_one(observer)
+    .await
+    .unwrap()
+}
+
+#[sqlx::test]
+async fn a_request_dropped_during_begin_leaves_no_transaction_open(db: PgPool) {
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with((*db.connect_options()).clone())
+        .await
+        .unwrap();
+    let mut stale = 0;
+    for i in 0..300u64 {
+        // Dropped at some point of its round trip, as a request is when its client goes away.
+        let _ = tokio::time::timeout(
+            Duration::from_micros(i % 60 * 10),
+            kiss_auth::infra::db::begin(&pool),
+        )
+        .await;
+        // Once the connection is back in the pool (idle), it must not be inside a transaction.
+        drop(pool.acquire().await.unwrap());
+        while pool.num_idle() < 1 {
+            tokio::task::yield_now().await;
+        }
+        if idle_in_transaction(&db).await {
+            stale += 1;
+        }
+    }
+    assert_eq!(stale, 0, "connections handed out inside a transaction");
+}

@@ -18,6 +18,7 @@ use crate::http::error::ErrorBody;
 use crate::http::extract::Body;
 use crate::http::{AppState, Data, data};
 use crate::infra::crypto;
+use crate::infra::db;
 use crate::services::audit::{self, Actor, EventType, NewEvent, Origin};
 use crate::services::auth::AdminAuth;
 use crate::services::rate_limit::Scope;
@@ -163,7 +164,7 @@ pub async fn disable_admin(
         return Err(Error::Unprocessable("An admin cannot disable itself."));
     }
     let now = state.clock.now();
-    let mut tx = state.db.begin().await?;
+    let mut tx = db::begin(&state.db).await?;
     let target = sqlx::query!(
         r#"SELECT company_id, disabled_at IS NOT NULL AS "disabled!" FROM admins
            WHERE id = $1 FOR UPDATE"#,
@@ -289,7 +290,7 @@ pub async fn change_password(
     }
     let new_hash = new_hash?.ok_or_else(|| anyhow::anyhow!("no hash for a matching password"))?;
     let now = state.clock.now();
-    let mut tx = state.db.begin().await?;
+    let mut tx = db::begin(&state.db).await?;
     sqlx::query!(
         "WITH changed AS (UPDATE admins SET password_hash = $2 WHERE id = $1)
          UPDATE admin_sessions SET revoked_at = $4

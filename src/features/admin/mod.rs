@@ -12,6 +12,7 @@ use uuid::Uuid;
 use crate::domain::validation::is_email;
 use crate::domain::{Error, Result};
 use crate::infra::crypto;
+use crate::infra::db;
 use crate::services::audit::{self, Actor, EventType, NewEvent, Origin};
 pub use crate::services::auth::Admin;
 
@@ -57,7 +58,7 @@ pub async fn create(
     }
     let password = new.password;
     let password_hash = crypto::password_work(move || crypto::hash_password(&password)).await??;
-    let mut tx = db.begin().await?;
+    let mut tx = db::begin(db).await?;
     let inserted = sqlx::query_scalar!(
         r#"INSERT INTO admins (email, password_hash, company_id, created_at)
            SELECT $1, $2, $3, $4

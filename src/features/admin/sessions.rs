@@ -18,6 +18,7 @@ use crate::http::extract::Input;
 use crate::http::rate_limit::LimitedBody;
 use crate::http::{AppState, Data, data};
 use crate::infra::crypto;
+use crate::infra::db;
 use crate::services::audit::{self, Actor, EventType, NewEvent, Origin};
 use crate::services::auth::{self, AdminAuth};
 use crate::services::rate_limit::Scope;
@@ -138,7 +139,7 @@ pub async fn sign_in(
 
     let new = auth::new_admin_token(&state.hasher);
     let expires_at = now + state.config.admin_token_ttl;
-    let mut tx = state.db.begin().await?;
+    let mut tx = db::begin(&state.db).await?;
     sqlx::query!(
         "INSERT INTO admin_sessions (id, admin_id, secret_hash, created_at, expires_at)
          VALUES ($1, $2, $3, $4, $5)",
@@ -178,7 +179,7 @@ pub async fn sign_out(
     auth: AdminAuth,
 ) -> Result<StatusCode> {
     let now = state.clock.now();
-    let mut tx = state.db.begin().await?;
+    let mut tx = db::begin(&state.db).await?;
     let ended = sqlx::query!(
         "UPDATE admin_sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
         auth.session_id,

@@ -28,6 +28,7 @@ use crate::http::error::ErrorBody;
 use crate::http::extract::Input;
 use crate::http::rate_limit::Admission;
 use crate::infra::crypto::constant_time_eq;
+use crate::infra::db;
 use crate::services::audit::{self, Actor, EventType, NewEvent, Origin};
 use crate::services::auth::TenantAuth;
 use crate::services::rate_limit::{Reservation, Scope, Ticket};
@@ -194,7 +195,7 @@ async fn record_otp_events(
     accounts: &[Account],
     origin: &Origin,
 ) -> Result<()> {
-    let mut tx = state.db.begin().await?;
+    let mut tx = db::begin(&state.db).await?;
     let events = otp_events(kind, phone, accounts);
     audit::record_all(&mut tx, events, origin, state.clock.now()).await?;
     tx.commit().await?;
@@ -363,7 +364,7 @@ async fn verify(
 ) -> std::result::Result<Json<VerifyAnswer>, Failure> {
     let now = state.clock.now();
     let phone = &request.phone;
-    let mut tx = state.db.begin().await?;
+    let mut tx = db::begin(&state.db).await?;
     let challenge = challenges::lock(&mut tx, phone)
         .await?
         .filter(|challenge| challenge.is_usable(now))
@@ -471,7 +472,7 @@ pub async fn logout(
     auth: TenantAuth,
 ) -> Result<StatusCode> {
     let now = state.clock.now();
-    let mut tx = state.db.begin().await?;
+    let mut tx = db::begin(&state.db).await?;
     if let Some(company_id) = tokens::revoke(&mut tx, auth.token_id, now).await? {
         let event = NewEvent::new(
             EventType::TenantLoggedOut,
