@@ -85,7 +85,7 @@ echo "| pgbench floor of kiss-auth's SQL ($CONNECTIONS connections) | transactio
 echo "| --- | ---: |"
 floor "single-unit PATCH (token lookup + update in a transaction)" bench/sql/single_patch.sql \
   -D token_id="$TOKEN_ID" -D company_id="$COMPANY"
-floor "GET /tenant/access (token lookup, account, units)" bench/sql/tenant_access.sql -D tokens="$TOKEN_COUNT"
+floor "GET /tenant/access (token lookup, then the account with its units)" bench/sql/tenant_access.sql -D tokens="$TOKEN_COUNT"
 rm -f "$TOKENS_FILE"
 
 echo

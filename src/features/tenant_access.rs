@@ -46,37 +46,54 @@ pub struct UnitAccess {
     responses((status = 200, description = "The tenant's account and units", body = Data<Access>), Unauthenticated)
 )]
 pub async fn access(State(state): State<AppState>, auth: TenantAuth) -> Result<Json<Data<Access>>> {
-    let account = sqlx::query!(
+    // One statement: the account with one row per unit (or one row without a unit).
+    let rows = sqlx::query!(
         r#"SELECT t.name, c.id AS company_id, c.name AS company_name,
-                  l.id AS location_id, COALESCE(l.name, l.crm_location_id) AS "location_name!"
+                  l.id AS location_id, COALESCE(l.name, l.crm_location_id) AS "location_name!",
+                  a.unit_id AS "unit_id?", a.crm_unit_id AS "crm_unit_id?", a.name AS "unit_name?",
+                  a.size, a.access_code, a.access AS "access?"
            FROM tenants t
            JOIN companies c ON c.id = t.company_id
            JOIN locations l ON l.id = t.location_id
-           WHERE t.id = $1"#,
-        auth.tenant_id,
-    )
-    .fetch_one(&state.db)
-    .await?;
-    let units = sqlx::query_as!(
-        UnitAccess,
-        r#"SELECT unit_id AS "unit_id!", crm_unit_id AS "crm_unit_id!", name AS "name!", size,
-                  access_code, access AS "access!"
-           FROM tenant_unit_access WHERE tenant_id = $1 ORDER BY crm_unit_id"#,
+           LEFT JOIN tenant_unit_access a ON a.tenant_id = t.id
+           WHERE t.id = $1
+           ORDER BY a.crm_unit_id"#,
         auth.tenant_id,
     )
     .fetch_all(&state.db)
     .await?;
+    let first = rows
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("an authenticated tenant has no account row"))?;
+    let (name, company, location) = (
+        first.name.clone(),
+        Named {
+            id: first.company_id,
+            name: first.company_name.clone(),
+        },
+        Named {
+            id: first.location_id,
+            name: first.location_name.clone(),
+        },
+    );
+    let units = rows
+        .into_iter()
+        .filter_map(|row| {
+            Some(UnitAccess {
+                unit_id: row.unit_id?,
+                crm_unit_id: row.crm_unit_id?,
+                name: row.unit_name?,
+                size: row.size,
+                access_code: row.access_code,
+                access: row.access?,
+            })
+        })
+        .collect();
     Ok(data(Access {
         tenant_id: auth.tenant_id,
-        name: account.name,
-        company: Named {
-            id: account.company_id,
-            name: account.company_name,
-        },
-        location: Named {
-            id: account.location_id,
-            name: account.location_name,
-        },
+        name,
+        company,
+        location,
         units,
     }))
 }
