@@ -8,9 +8,13 @@
 //! Environment: BENCH_URL (…/api/v2), BENCH_TOKEN (an API token), BENCH_SMS_PORT (the sink),
 //! BENCH_PHONES (default 200), BENCH_SMS_DELAY_MS (`min-max`, default 60-180).
 
+#[path = "common.rs"]
+mod common;
+
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use common::{env_or, percentile};
 use serde_json::{Value, json};
 
 #[tokio::main]
@@ -71,13 +75,6 @@ async fn main() -> anyhow::Result<()> {
         (unknown_median / known_median - 1.0) * 100.0
     );
     Ok(())
-}
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 fn known_phone(i: usize) -> String {
@@ -154,12 +151,4 @@ async fn start_sink(port: u16, min_ms: u64, max_ms: u64) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     tokio::spawn(async move { axum::serve(listener, app).await });
     Ok(())
-}
-
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let index = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1;
-    sorted[index]
 }

@@ -8,11 +8,15 @@
 //! BENCH_COMPANY, BENCH_HOOK_PORT (default 18088), BENCH_EVENTS (default 1000),
 //! BENCH_CONCURRENCY (default 8).
 
+#[path = "common.rs"]
+mod common;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use common::{env_or, percentile};
 use serde_json::{Value, json};
 
 type Arrivals = Arc<Mutex<HashMap<String, Instant>>>;
@@ -137,13 +141,6 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 /// Notes when each `tenancy.replaced` arrives, by the unit it names.
 async fn start_receiver(port: u16, arrivals: Arrivals) -> anyhow::Result<()> {
     let app = axum::Router::new().route(
@@ -166,12 +163,4 @@ async fn start_receiver(port: u16, arrivals: Arrivals) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     tokio::spawn(async move { axum::serve(listener, app).await });
     Ok(())
-}
-
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let index = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1;
-    sorted[index]
 }

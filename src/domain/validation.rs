@@ -279,6 +279,29 @@ impl<'e> Fields<'e> {
     }
 }
 
+/// A page size from a query string's `limit` (blank counts as not given): 1 to `max`, `default`
+/// when not given; anything else is recorded as an error on `limit`.
+pub fn page_limit(
+    given: Option<&str>,
+    default: i64,
+    max: i64,
+    errors: &mut ValidationErrors,
+) -> i64 {
+    let Some(raw) = given.map(str::trim).filter(|raw| !raw.is_empty()) else {
+        return default;
+    };
+    match raw.parse::<i64>() {
+        Ok(limit) if (1..=max).contains(&limit) => limit,
+        _ => {
+            errors.add(
+                "limit",
+                format!("The limit field must be an integer between 1 and {max}."),
+            );
+            default
+        }
+    }
+}
+
 /// The longest free text (names, sizes) a field may hold, in characters.
 pub const MAX_TEXT_CHARS: usize = 191;
 

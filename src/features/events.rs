@@ -6,19 +6,18 @@
 use std::collections::HashMap;
 
 use axum::Json;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::companies;
-use crate::domain::validation::{Fields, Sent, Validate};
+use crate::domain::validation::{Fields, Sent, Validate, page_limit};
 use crate::domain::{Error, Result, ValidationErrors};
 use crate::http::docs::{BodyErrors, Forbidden, Unauthenticated};
 use crate::http::error::ErrorBody;
-use crate::http::extract::Body;
+use crate::http::extract::{Body, QueryParams};
 use crate::http::{AppState, Data, data};
 use crate::infra::config::Environment;
 use crate::infra::outbound;
@@ -49,11 +48,9 @@ struct EventQuery {
 }
 
 fn parse_event_query(
-    query: std::result::Result<Query<HashMap<String, String>>, QueryRejection>,
+    params: &HashMap<String, String>,
     across_companies: bool,
 ) -> Result<EventQuery> {
-    let Query(params) =
-        query.map_err(|_| Error::BadRequest("The query string is malformed.".into()))?;
     let mut errors = ValidationErrors::new();
     let given = |name: &str| params.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
     let kind = given("type").and_then(|raw| {
@@ -63,7 +60,7 @@ fn parse_event_query(
         }
         kind
     });
-    let limit = page_limit(given("limit"), &mut errors);
+    let limit = page_limit(given("limit"), DEFAULT_PAGE, MAX_PAGE, &mut errors);
     let before = given("cursor").and_then(|raw| match ulid::Ulid::from_string(raw) {
         Ok(id) => Some(id.to_string()),
         Err(_) => {
@@ -88,23 +85,6 @@ fn parse_event_query(
         before,
         company_id,
     })
-}
-
-/// `limit`: 1 to `MAX_PAGE`, `DEFAULT_PAGE` when not given.
-fn page_limit(given: Option<&str>, errors: &mut ValidationErrors) -> i64 {
-    let Some(raw) = given else {
-        return DEFAULT_PAGE;
-    };
-    match raw.parse::<i64>() {
-        Ok(limit) if (1..=MAX_PAGE).contains(&limit) => limit,
-        _ => {
-            errors.add(
-                "limit",
-                format!("The limit field must be an integer between 1 and {MAX_PAGE}."),
-            );
-            DEFAULT_PAGE
-        }
-    }
 }
 
 /// One page of events (of one company, or of all when `company_id` is `None` and `all` is set).
@@ -170,10 +150,10 @@ pub async fn company_events(
     State(state): State<AppState>,
     auth: AdminAuth,
     Path(company_id): Path<String>,
-    query: std::result::Result<Query<HashMap<String, String>>, QueryRejection>,
+    QueryParams(params): QueryParams,
 ) -> Result<Json<EventPage>> {
     let company_id = companies::authorize(&state.db, &auth, &company_id).await?;
-    let query = parse_event_query(query, false)?;
+    let query = parse_event_query(&params, false)?;
     Ok(Json(page(&state, query, Some(company_id)).await?))
 }
 
@@ -194,10 +174,10 @@ pub async fn company_events(
 pub async fn all_events(
     State(state): State<AppState>,
     auth: AdminAuth,
-    query: std::result::Result<Query<HashMap<String, String>>, QueryRejection>,
+    QueryParams(params): QueryParams,
 ) -> Result<Json<EventPage>> {
     auth.require_super_admin()?;
-    let query = parse_event_query(query, true)?;
+    let query = parse_event_query(&params, true)?;
     let company_id = query.company_id;
     Ok(Json(page(&state, query, company_id).await?))
 }
@@ -435,15 +415,13 @@ pub async fn list_deliveries(
     State(state): State<AppState>,
     auth: AdminAuth,
     Path((company_id, webhook_id)): Path<(String, String)>,
-    query: std::result::Result<Query<HashMap<String, String>>, QueryRejection>,
+    QueryParams(params): QueryParams,
 ) -> Result<Json<DeliveryPage>> {
     let company_id = companies::authorize(&state.db, &auth, &company_id).await?;
     let id = find_webhook(&state, company_id, &webhook_id).await?;
-    let Query(params) =
-        query.map_err(|_| Error::BadRequest("The query string is malformed.".into()))?;
     let mut errors = ValidationErrors::new();
     let given = |name: &str| params.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
-    let limit = page_limit(given("limit"), &mut errors);
+    let limit = page_limit(given("limit"), DEFAULT_PAGE, MAX_PAGE, &mut errors);
     let before = match given("cursor") {
         None => None,
         Some(raw) => match raw.parse::<i64>() {

@@ -3,7 +3,10 @@
 //! body that parses but breaks a rule a 422 naming every bad field.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use std::collections::HashMap;
+
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use serde::de::{DeserializeOwned, IgnoredAny};
 
@@ -22,6 +25,20 @@ impl<S: Send + Sync, R: DeserializeOwned> FromRequest<S> for Body<R> {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Error> {
         read_json(req, state).await.map(Body)
+    }
+}
+
+/// The query string's parameters by name; a query string that cannot be decoded is a 400.
+pub struct QueryParams(pub HashMap<String, String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Error> {
+        let Query(params) = Query::<HashMap<String, String>>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| Error::BadRequest("The query string is malformed.".into()))?;
+        Ok(QueryParams(params))
     }
 }
 

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::helpers::{ADMIN_PASSWORD, TestApp, spawn_app};
+use crate::helpers::{ADMIN_PASSWORD, TestApp, sorted_keys, spawn_app};
 
 const NEW_PASSWORD: &str = "a much longer new password";
 
@@ -60,15 +60,8 @@ async fn super_admins_see_every_admin_and_company_admins_their_company(db: PgPoo
         ["ops@acme.example", "ops@globex.example", "root@example.com"]
     );
     let first = &all.body["data"][0];
-    let mut keys: Vec<&str> = first
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
-    keys.sort();
     assert_eq!(
-        keys,
+        sorted_keys(first),
         ["company_id", "created_at", "disabled_at", "email", "id"]
     );
 

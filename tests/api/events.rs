@@ -14,8 +14,8 @@ use uuid::Uuid;
 
 use crate::fake_twilio::FakeTwilio;
 use crate::helpers::{
-    ADMIN_PASSWORD, TestApp, TestResponse, http_client, read, spawn_app, spawn_app_with,
-    start_server,
+    ADMIN_PASSWORD, TestApp, TestResponse, http_client, metrics_text, read, sorted_keys, spawn_app,
+    spawn_app_with, start_server,
 };
 use crate::receiver::{Received, Receiver};
 
@@ -221,15 +221,8 @@ async fn every_event_type_is_recorded_once_with_its_fields_and_no_secret(db: PgP
 
     // The pinned shape of every event.
     for event in &events {
-        let mut keys: Vec<&str> = event
-            .as_object()
-            .unwrap()
-            .keys()
-            .map(String::as_str)
-            .collect();
-        keys.sort();
         assert_eq!(
-            keys,
+            sorted_keys(event),
             [
                 "actor",
                 "company_id",
@@ -908,15 +901,7 @@ async fn two_server_processes_deliver_each_event_once(db: PgPool) {
     assert_eq!(copies.len(), 40);
     assert!(copies.values().all(|n| *n == 1), "{copies:?}");
 
-    let root_url = first.trim_end_matches("/api/v2");
-    let metrics = client
-        .get(format!("{root_url}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(first.trim_end_matches("/api/v2")).await;
     assert!(
         metrics.lines().any(|l| l == "webhook_deliveries_pending 0"),
         "{metrics}"

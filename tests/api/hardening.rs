@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
 use crate::helpers::{
-    TestApp, database_url, http_client, read, spawn_app, spawn_app_with, start_server,
+    TestApp, database_url, http_client, metrics_text, read, spawn_app, spawn_app_with, start_server,
 };
 
 /// `host:port` of a server whose API base is `http://host:port/api/v2`.
@@ -360,15 +360,7 @@ async fn metric_labels_come_from_fixed_sets_whatever_the_client_sends(db: PgPool
         let response = app.client.request(method, path).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::NOT_FOUND);
     }
-    let text = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_text(&app.address).await;
     assert!(
         text.contains(r#"method="OTHER",route="unmatched",status="404""#),
         "{text}"

@@ -433,3 +433,27 @@ pub fn client_from(ip: Ipv4Addr) -> reqwest::Client {
         .build()
         .unwrap()
 }
+
+/// The keys of a JSON object, sorted.
+pub fn sorted_keys(object: &Value) -> Vec<&str> {
+    let mut keys: Vec<&str> = object
+        .as_object()
+        .expect("a JSON object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort();
+    keys
+}
+
+/// The Prometheus text a server serves at `<root>/metrics`.
+pub async fn metrics_text(root: &str) -> String {
+    http_client()
+        .get(format!("{root}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}

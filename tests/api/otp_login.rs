@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 
 use crate::fake_twilio::{self, FakeTwilio};
-use crate::helpers::{TestApp, TestResponse, spawn_app_with};
+use crate::helpers::{TestApp, TestResponse, sorted_keys, spawn_app_with};
 
 const JANE: &str = "+15551234567";
 
@@ -225,14 +225,7 @@ async fn login_fields_are_validated(db: PgPool) {
     for (body, fields) in cases {
         let response = app.post("/auth/phone", None, body.clone()).await;
         assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-        let mut keys: Vec<&str> = response.body["errors"]
-            .as_object()
-            .unwrap()
-            .keys()
-            .map(String::as_str)
-            .collect();
-        keys.sort();
-        assert_eq!(keys, fields, "{body}");
+        assert_eq!(sorted_keys(&response.body["errors"]), fields, "{body}");
     }
     for otp in ["12345", "1234567", "12a456", ""] {
         let response = app

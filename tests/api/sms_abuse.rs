@@ -11,7 +11,7 @@ use sqlx::PgPool;
 use crate::fake_twilio::FakeTwilio;
 use crate::helpers::{
     REDIS, TestApp, TestResponse, client_from, for_each_backend, for_each_backend_with_twilio,
-    fresh_prefix, read, spawn_app_with, start_server, too_many,
+    fresh_prefix, metrics_text, read, spawn_app_with, start_server, too_many,
 };
 use crate::receiver::Receiver;
 
@@ -626,15 +626,7 @@ async fn metrics_count_sms_by_provider_and_country_refusals_by_reason_and_verifi
     );
     assert_eq!(post("/auth/verify-otp", guess(&code)).await, StatusCode::OK);
 
-    let root = base.trim_end_matches("/api/v2");
-    let metrics = client
-        .get(format!("{root}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(base.trim_end_matches("/api/v2")).await;
     for line in [
         "sms_sent_total{provider=\"twilio\",country=\"US\"} 1",
         "sms_refused_total{reason=\"limit\"} 1",

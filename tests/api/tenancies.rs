@@ -4,7 +4,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::{TestApp, sorted_keys, spawn_app};
 
 /// A company token with units at "downtown" and B-1 at "uptown".
 async fn with_units(app: &TestApp) -> String {
@@ -208,10 +208,7 @@ async fn bad_tenancies_are_refused_and_change_nothing(db: PgPool) {
     for (body, fields) in cases {
         let response = app.put("/units/A-1/tenancy", &token, body.clone()).await;
         assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-        let errors = response.body["errors"].as_object().unwrap();
-        let mut keys: Vec<&str> = errors.keys().map(String::as_str).collect();
-        keys.sort();
-        assert_eq!(keys, fields, "{body}");
+        assert_eq!(sorted_keys(&response.body["errors"]), fields, "{body}");
     }
     let unit = app.get("/units/A-1", &token).await;
     assert_eq!(unit.body["data"]["tenancy"]["tenant"]["name"], "Jane Smith");

@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::validation::{Fields, MAX_TEXT_CHARS, Object, Sent};
+use crate::domain::validation::{Fields, MAX_TEXT_CHARS, Object, Sent, page_limit};
 use crate::domain::{Result, ValidationErrors};
 
 pub const MAX_ID_CHARS: usize = 191;
@@ -318,19 +318,12 @@ pub const MAX_PAGE: i64 = 1000;
 
 pub fn parse_list_query(params: &HashMap<String, String>) -> Result<ListQuery> {
     let mut errors = ValidationErrors::new();
-    let limit = match params.get("limit").map(|l| l.trim()) {
-        None | Some("") => DEFAULT_PAGE,
-        Some(raw) => match raw.parse::<i64>() {
-            Ok(limit) if (1..=MAX_PAGE).contains(&limit) => limit,
-            _ => {
-                errors.add(
-                    "limit",
-                    format!("The limit field must be an integer between 1 and {MAX_PAGE}."),
-                );
-                DEFAULT_PAGE
-            }
-        },
-    };
+    let limit = page_limit(
+        params.get("limit").map(String::as_str),
+        DEFAULT_PAGE,
+        MAX_PAGE,
+        &mut errors,
+    );
     let after = match params.get("cursor").map(|c| c.trim()) {
         None | Some("") => None,
         Some(raw) => {

@@ -6,12 +6,10 @@
 pub mod input;
 pub mod store;
 
-use std::collections::HashMap;
 use std::slice;
 
 use axum::Json;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use serde::Serialize;
 
 use super::tenancy::{self, UNIT_NOT_FOUND};
@@ -20,7 +18,7 @@ use crate::http::docs::{
     BodyErrors, IdempotencyKeyErrors, IdempotencyKeyHeader, Limited, Unauthenticated,
 };
 use crate::http::error::ErrorBody;
-use crate::http::extract::Body;
+use crate::http::extract::{Body, QueryParams};
 use crate::http::writes::Writes;
 use crate::http::{AppState, Data, data};
 use crate::services::auth::CompanyAuth;
@@ -154,10 +152,8 @@ pub struct UnitPage {
 pub async fn list_units(
     State(state): State<AppState>,
     auth: CompanyAuth,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    QueryParams(params): QueryParams,
 ) -> Result<Json<UnitPage>> {
-    let Query(params) =
-        query.map_err(|_| Error::BadRequest("The query string is malformed.".into()))?;
     let query = input::parse_list_query(&params)?;
     let mut units = store::list(
         &state.db,
