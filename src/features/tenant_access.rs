@@ -7,10 +7,11 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::domain::{Error, Result};
+use crate::http::auth::refuse_dead_tenant_token;
 use crate::http::docs::Unauthenticated;
 use crate::http::error::ErrorBody;
 use crate::http::{AppState, Data, data};
-use crate::services::auth::TenantAuth;
+use crate::services::auth::{Accepted, TenantAuth};
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Access {
@@ -45,26 +46,32 @@ pub struct UnitAccess {
     security(("tenant_token" = [])),
     responses((status = 200, description = "The tenant's account and units", body = Data<Access>), Unauthenticated)
 )]
-pub async fn access(State(state): State<AppState>, auth: TenantAuth) -> Result<Json<Data<Access>>> {
-    // One statement: the account with one row per unit (or one row without a unit).
+pub async fn access(
+    State(state): State<AppState>,
+    Accepted { auth, .. }: Accepted<TenantAuth>,
+) -> Result<Json<Data<Access>>> {
+    // One statement: the account with one row per unit (or one row without a unit), and none at
+    // all unless the token is still live.
     let rows = sqlx::query!(
         r#"SELECT t.name, c.id AS company_id, c.name AS company_name,
                   l.id AS location_id, COALESCE(l.name, l.crm_location_id) AS "location_name!",
                   a.unit_id AS "unit_id?", a.crm_unit_id AS "crm_unit_id?", a.name AS "unit_name?",
                   a.size, a.access_code, a.access AS "access?"
-           FROM tenants t
+           FROM live_tenant_tokens tt
+           JOIN tenants t ON t.id = tt.tenant_id
            JOIN companies c ON c.id = t.company_id
            JOIN locations l ON l.id = t.location_id
            LEFT JOIN tenant_unit_access a ON a.tenant_id = t.id
-           WHERE t.id = $1
+           WHERE tt.id = $1 AND tt.expires_at > $2
            ORDER BY a.crm_unit_id"#,
-        auth.tenant_id,
+        auth.token_id,
+        state.clock.now(),
     )
     .fetch_all(&state.db)
     .await?;
-    let first = rows
-        .first()
-        .ok_or_else(|| anyhow::anyhow!("an authenticated tenant has no account row"))?;
+    let Some(first) = rows.first() else {
+        return Err(refuse_dead_tenant_token(&state, &auth));
+    };
     let (name, company, location) = (
         first.name.clone(),
         Named {

@@ -4,13 +4,13 @@
 //! for byte; a different request, or one while the first is still running, is a 409.
 
 use axum::body::Body;
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use uuid::Uuid;
 
 use super::AppState;
+use super::auth::TokenConfirmed;
 use super::extract::read_limited;
 use super::writes::{HANDLER_SAVEPOINT, TxSlot};
 use crate::domain::{Error, Result};
@@ -30,29 +30,29 @@ pub async fn layer(State(state): State<AppState>, request: Request, next: Next) 
         Ok(key) => key,
         Err(err) => return err.into_response(),
     };
-    let (mut parts, body) = request.into_parts();
-    let auth = match CompanyAuth::from_request_parts(&mut parts, &state).await {
-        Ok(auth) => auth,
-        Err(err) => return err.into_response(),
+    let (Some(auth), Some(confirmed)) = (
+        request.extensions().get::<CompanyAuth>().copied(),
+        request.extensions().get::<TokenConfirmed>().cloned(),
+    ) else {
+        return Error::Internal(anyhow::anyhow!(
+            "an Idempotency-Key outside the write stack"
+        ))
+        .into_response();
     };
-    run_once(
-        &state,
-        auth.company_id,
-        &key,
-        Request::from_parts(parts, body),
-        next,
-    )
-    .await
-    .unwrap_or_else(IntoResponse::into_response)
+    run_once(&state, auth, &confirmed, &key, request, next)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
 }
 
 async fn run_once(
     state: &AppState,
-    company_id: Uuid,
+    auth: CompanyAuth,
+    confirmed: &TokenConfirmed,
     key: &IdempotencyKey,
     request: Request,
     next: Next,
 ) -> Result<Response> {
+    let company_id = auth.company_id;
     let (mut parts, body) = request.into_parts();
     let body = read_limited(&parts.headers, body, state.config.body_limit_bytes).await?;
     let fingerprint = idempotency::fingerprint(parts.method.as_str(), parts.uri.path(), &body);
@@ -61,7 +61,12 @@ async fn run_once(
     let mut tx = db::begin(&state.db).await?;
     // Answers decided here end the transaction before they are sent: a rollback merely queued by a
     // drop would leave the key locked for a moment, and a quick retry would see it "in flight".
-    let early = match idempotency::claim(&mut tx, company_id, key, now).await? {
+    let claim = idempotency::claim(&mut tx, company_id, auth.token_id, key, now).await?;
+    if !matches!(claim, Claim::TokenNotLive) {
+        confirmed.confirm();
+    }
+    let early = match claim {
+        Claim::TokenNotLive => Some(Err(Error::Unauthorized { token_sent: true })),
         Claim::InFlight => {
             metrics::counter!("idempotency_conflicts_total", "reason" => "in_flight").increment(1);
             Some(Err(Error::Conflict(

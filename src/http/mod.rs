@@ -22,6 +22,7 @@ use crate::infra::clock::SharedClock;
 use crate::infra::config::Config;
 use crate::infra::crypto::SecretHasher;
 use crate::infra::sms::SmsSender;
+use crate::services::auth::{ApiTokenCache, TenantTokenCache};
 use crate::services::latency::LatencyProfile;
 use crate::services::rate_limit::RateLimiter;
 
@@ -52,6 +53,9 @@ pub struct AppState {
     pub limiter: Arc<RateLimiter>,
     /// How long issuing and sending a code took lately (the anti-enumeration mode imitates it).
     pub sms_latency: Arc<LatencyProfile>,
+    /// API and tenant tokens this process has accepted (what never changes about them).
+    pub api_tokens: Arc<ApiTokenCache>,
+    pub tenant_tokens: Arc<TenantTokenCache>,
 }
 
 impl AppState {
@@ -70,6 +74,8 @@ impl AppState {
             sms,
             limiter,
             sms_latency: Arc::new(LatencyProfile::new(ASSUMED_SMS_LATENCY)),
+            api_tokens: Arc::default(),
+            tenant_tokens: Arc::default(),
         })
     }
 }

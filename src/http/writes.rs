@@ -1,6 +1,7 @@
 //! How a PMS write gets its database connection: a transaction of its own, or — when the request
 //! carries an Idempotency-Key — the idempotency layer's transaction, so the write and its stored
-//! response commit together. Never autocommit: a request dropped at its deadline (the 503 of
+//! response commit together. Either way nothing commits before the database has confirmed, in
+//! that transaction, that the API token is still live. Never autocommit: a request dropped at its deadline (the 503 of
 //! `KISS_REQUEST_TIMEOUT_SECS`) must leave nothing behind, and a statement still waiting on a lock
 //! in Postgres would otherwise commit after the client was told it failed.
 
@@ -12,8 +13,10 @@ use axum::http::request::Parts;
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
 use super::AppState;
+use super::auth::TokenConfirmed;
 use crate::domain::{Error, Result};
 use crate::infra::db;
+use crate::services::auth::{CompanyAuth, api_token_live};
 
 /// The savepoint a multi-statement write starts at inside the idempotency transaction.
 pub(super) const HANDLER_SAVEPOINT: &str = "idempotent_handler";
@@ -60,15 +63,35 @@ impl TxSlot {
 pub struct Writes {
     pool: PgPool,
     slot: Option<TxSlot>,
+    token: WriteToken,
+}
+
+/// The API token a write is made with, and whether it is known to be live yet.
+#[derive(Clone)]
+struct WriteToken {
+    id: uuid::Uuid,
+    confirmed: TokenConfirmed,
 }
 
 impl FromRequestParts<AppState> for Writes {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        let (Some(auth), Some(confirmed)) = (
+            parts.extensions.get::<CompanyAuth>(),
+            parts.extensions.get::<TokenConfirmed>(),
+        ) else {
+            return Err(Error::Internal(anyhow::anyhow!(
+                "a PMS write outside the write stack"
+            )));
+        };
         Ok(Writes {
             pool: state.db.clone(),
             slot: parts.extensions.get::<TxSlot>().cloned(),
+            token: WriteToken {
+                id: auth.token_id,
+                confirmed: confirmed.clone(),
+            },
         })
     }
 }
@@ -80,14 +103,14 @@ impl Writes {
     pub async fn transaction(&self) -> Result<WriteTx> {
         match &self.slot {
             Some(slot) => {
-                let mut tx = Self::borrow(slot)?;
+                let mut tx = self.borrow(slot)?;
                 sqlx::query(&format!("SAVEPOINT {}", HANDLER_SAVEPOINT))
                     .execute(&mut *tx)
                     .await?;
                 slot.lent().savepoint = true;
                 Ok(tx)
             }
-            None => Ok(WriteTx(Inner::Owned(Some(db::begin(&self.pool).await?)))),
+            None => self.open_owned().await,
         }
     }
 
@@ -95,23 +118,36 @@ impl Writes {
     /// transaction it needs no savepoint (the statement fails or succeeds whole).
     pub async fn single_statement(&self) -> Result<WriteTx> {
         match &self.slot {
-            Some(slot) => Self::borrow(slot),
-            None => Ok(WriteTx(Inner::Owned(Some(db::begin(&self.pool).await?)))),
+            Some(slot) => self.borrow(slot),
+            None => self.open_owned().await,
         }
     }
 
-    fn borrow(slot: &TxSlot) -> Result<WriteTx> {
+    async fn open_owned(&self) -> Result<WriteTx> {
+        Ok(WriteTx {
+            inner: Inner::Owned(Some(db::begin(&self.pool).await?)),
+            token: self.token.clone(),
+        })
+    }
+
+    fn borrow(&self, slot: &TxSlot) -> Result<WriteTx> {
         let tx = slot.take().ok_or_else(|| {
             Error::Internal(anyhow::anyhow!(
                 "the idempotency transaction was taken twice"
             ))
         })?;
-        Ok(WriteTx(Inner::Borrowed(Some(tx), slot.clone())))
+        Ok(WriteTx {
+            inner: Inner::Borrowed(Some(tx), slot.clone()),
+            token: self.token.clone(),
+        })
     }
 }
 
 /// A connection to write through; derefs to `PgConnection`.
-pub struct WriteTx(Inner);
+pub struct WriteTx {
+    inner: Inner,
+    token: WriteToken,
+}
 
 enum Inner {
     Owned(Option<PgTx>),
@@ -120,12 +156,26 @@ enum Inner {
 }
 
 impl WriteTx {
-    /// Makes the write durable: commits an owned transaction; a borrowed one is handed back to the
-    /// idempotency layer (which commits it with the stored response).
+    /// Records that a statement of this transaction found the API token live (it checked
+    /// `live_api_tokens` and matched a row), so the commit need not ask again.
+    pub fn token_confirmed(&self) {
+        self.token.confirmed.confirm();
+    }
+
+    /// Makes the write durable: commits an owned transaction, after checking in it that the API
+    /// token is still live unless a statement already did; a borrowed one is handed back to the
+    /// idempotency layer (which commits it with the stored response, its claim having checked the
+    /// token).
     pub async fn commit(mut self) -> Result<()> {
-        if let Inner::Owned(tx) = &mut self.0
-            && let Some(tx) = tx.take()
+        if let Inner::Owned(tx) = &mut self.inner
+            && let Some(mut tx) = tx.take()
         {
+            if !self.token.confirmed.is_confirmed() {
+                if !api_token_live(&mut tx, self.token.id).await? {
+                    return Err(Error::Unauthorized { token_sent: true });
+                }
+                self.token.confirmed.confirm();
+            }
             tx.commit().await?;
         }
         Ok(())
@@ -134,7 +184,7 @@ impl WriteTx {
 
 impl Drop for WriteTx {
     fn drop(&mut self) {
-        if let Inner::Borrowed(tx, slot) = &mut self.0
+        if let Inner::Borrowed(tx, slot) = &mut self.inner
             && let Some(tx) = tx.take()
         {
             slot.put(tx);
@@ -146,7 +196,7 @@ impl Deref for WriteTx {
     type Target = PgConnection;
 
     fn deref(&self) -> &PgConnection {
-        match &self.0 {
+        match &self.inner {
             Inner::Owned(Some(tx)) | Inner::Borrowed(Some(tx), _) => tx,
             Inner::Owned(None) | Inner::Borrowed(None, _) => {
                 unreachable!("the transaction is only taken when the WriteTx is consumed")
@@ -157,7 +207,7 @@ impl Deref for WriteTx {
 
 impl DerefMut for WriteTx {
     fn deref_mut(&mut self) -> &mut PgConnection {
-        match &mut self.0 {
+        match &mut self.inner {
             Inner::Owned(Some(tx)) | Inner::Borrowed(Some(tx), _) => tx,
             Inner::Owned(None) | Inner::Borrowed(None, _) => {
                 unreachable!("the transaction is only taken when the WriteTx is consumed")

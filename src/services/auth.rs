@@ -4,10 +4,21 @@
 //! bits from a CSPRNG) is stored only as a keyed hash and compared in constant time. One check
 //! ([`check`]) serves all three kinds; only the lookup differs. A token of one kind never parses as
 //! another, so it is refused wherever another kind is required.
+//!
+//! The hot routes (PMS writes, `GET /tenant/access`) authenticate through a [`TokenCache`] of
+//! what never changes about a token (its secret's hash, its company or tenant, its expiry), so a
+//! busy token costs no lookup of its own. Whether it is still *live* (not revoked; for a tenant,
+//! still renting as the person who logged in) is never cached: the statement that does the
+//! request's work checks it, or the caller asks [`api_token_live`] before answering.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::domain::{Error, Result};
@@ -15,6 +26,10 @@ use crate::infra::crypto::{SecretHasher, random_secret, split_token};
 
 /// `last_used_at` is written at most this often per token, so a busy token costs no write per request.
 const LAST_USED_GRANULARITY: TimeDelta = TimeDelta::seconds(60);
+
+/// How many accepted tokens of one kind a process remembers; past it the cache starts over (only
+/// tokens whose secret matched are kept, so only holders of valid tokens can fill it).
+const TOKEN_CACHE_CAPACITY: usize = 10_000;
 
 /// An administrator as the API shows it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -134,6 +149,149 @@ fn check(
     Verdict::Accepted { record_use }
 }
 
+/// What a process remembers of an accepted token: only facts that cannot change.
+struct Cached<F> {
+    secret_hash: Vec<u8>,
+    expires_at: Option<DateTime<Utc>>,
+    facts: F,
+    /// When this process last wrote the token's `last_used_at` (Unix milliseconds).
+    use_recorded_at: AtomicI64,
+}
+
+impl<F> Cached<F> {
+    /// What to remember of a token just looked up; `recorded` when this request wrote its use.
+    fn new(
+        stored: Stored,
+        facts: F,
+        last_used_at: Option<DateTime<Utc>>,
+        recorded: bool,
+        now: DateTime<Utc>,
+    ) -> Self {
+        let use_recorded_at = match last_used_at {
+            Some(used) if !recorded => used,
+            _ => now,
+        };
+        Cached {
+            secret_hash: stored.secret_hash,
+            expires_at: stored.expires_at,
+            facts,
+            use_recorded_at: AtomicI64::new(use_recorded_at.timestamp_millis()),
+        }
+    }
+
+    /// Whether this request should write `last_used_at` (at most once a minute per process);
+    /// claims the write, so concurrent requests do not all make it.
+    fn claim_use_record(&self, now: DateTime<Utc>) -> bool {
+        let last = self.use_recorded_at.load(Ordering::Relaxed);
+        now.timestamp_millis() - last >= LAST_USED_GRANULARITY.num_milliseconds()
+            && self
+                .use_recorded_at
+                .compare_exchange(
+                    last,
+                    now.timestamp_millis(),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+    }
+}
+
+/// Accepted tokens of one kind, by id. See the module documentation for what may be cached.
+pub struct TokenCache<K, F> {
+    entries: Mutex<HashMap<K, Arc<Cached<F>>>>,
+}
+
+impl<K: Hash + Eq + Copy, F> Default for TokenCache<K, F> {
+    fn default() -> Self {
+        TokenCache {
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<K: Hash + Eq + Copy, F> TokenCache<K, F> {
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<K, Arc<Cached<F>>>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn get(&self, id: K) -> Option<Arc<Cached<F>>> {
+        self.entries().get(&id).cloned()
+    }
+
+    fn remember(&self, id: K, cached: Cached<F>) {
+        let mut entries = self.entries();
+        if entries.len() >= TOKEN_CACHE_CAPACITY {
+            entries.clear();
+        }
+        entries.insert(id, Arc::new(cached));
+    }
+
+    /// Drops a token found dead, so its next request is looked up (and refused) before anything
+    /// else runs.
+    pub fn forget(&self, id: K) {
+        self.entries().remove(&id);
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The verdict on a presented secret from what is remembered: `None` when nothing is.
+    fn check(
+        &self,
+        kind: Kind,
+        hasher: &SecretHasher,
+        id: K,
+        id_bytes: &[u8],
+        secret: &str,
+        now: DateTime<Utc>,
+    ) -> Option<CachedVerdict<F>>
+    where
+        F: Clone,
+    {
+        let cached = self.get(id)?;
+        let stored = Stored {
+            secret_hash: cached.secret_hash.clone(),
+            expires_at: cached.expires_at,
+            last_used_at: None,
+        };
+        Some(match check(kind, hasher, id_bytes, secret, &stored, now) {
+            Verdict::Refused => CachedVerdict::Refused,
+            Verdict::Accepted { .. } => CachedVerdict::Accepted {
+                facts: cached.facts.clone(),
+                record_use: cached.claim_use_record(now),
+            },
+        })
+    }
+}
+
+enum CachedVerdict<F> {
+    Refused,
+    /// The secret matches and the token has not expired; its liveness is not known.
+    Accepted {
+        facts: F,
+        record_use: bool,
+    },
+}
+
+/// Accepted API tokens: token id → company.
+pub type ApiTokenCache = TokenCache<Uuid, Uuid>;
+/// Accepted tenant tokens: token id → tenant.
+pub type TenantTokenCache = TokenCache<i64, String>;
+
+/// An accepted token, and whether the database confirmed during this request that it is live.
+/// When it did not (the token came from the cache), the caller must check liveness before it
+/// answers: inside the statement that does the work, or with [`api_token_live`].
+#[derive(Debug, Clone)]
+pub struct Accepted<A> {
+    pub auth: A,
+    pub confirmed_live: bool,
+}
+
 /// A new token: what the client is shown once, and what is stored.
 pub struct NewToken {
     pub id: Uuid,
@@ -224,19 +382,50 @@ pub async fn authenticate_admin(
     }))
 }
 
-/// The company behind an API token, if the token is well-formed, not revoked and matches.
+/// The company behind an API token, if the token is well-formed and matches: from the cache when
+/// the token was accepted before (then its liveness is for the caller to check), else looked up
+/// (live, and remembered).
 pub async fn authenticate_api(
     db: &PgPool,
     hasher: &SecretHasher,
+    cache: &ApiTokenCache,
     token: &str,
     now: DateTime<Utc>,
-) -> Result<Option<CompanyAuth>> {
+) -> Result<Option<Accepted<CompanyAuth>>> {
     let Some((token_id, secret)) = split_uuid_token(Kind::Api, token) else {
         return Ok(None);
     };
+    let cached = cache.check(
+        Kind::Api,
+        hasher,
+        token_id,
+        token_id.as_bytes(),
+        secret,
+        now,
+    );
+    if let Some(verdict) = cached {
+        let CachedVerdict::Accepted {
+            facts: company_id,
+            record_use,
+        } = verdict
+        else {
+            return Ok(None);
+        };
+        if record_use {
+            record_api_token_use(db, token_id, now).await?;
+        }
+        return Ok(Some(Accepted {
+            auth: CompanyAuth {
+                company_id,
+                token_id,
+            },
+            confirmed_live: false,
+        }));
+    }
+
     let row = sqlx::query!(
-        "SELECT company_id, secret_hash, last_used_at FROM api_tokens
-         WHERE id = $1 AND revoked_at IS NULL",
+        r#"SELECT company_id AS "company_id!", secret_hash AS "secret_hash!", last_used_at
+           FROM live_api_tokens WHERE id = $1"#,
         token_id,
     )
     .fetch_optional(db)
@@ -255,40 +444,82 @@ pub async fn authenticate_api(
         return Ok(None);
     };
     if record_use {
-        sqlx::query!(
-            "UPDATE api_tokens SET last_used_at = $2 WHERE id = $1",
-            token_id,
-            now
-        )
-        .execute(db)
-        .await?;
+        record_api_token_use(db, token_id, now).await?;
     }
-    Ok(Some(CompanyAuth {
-        company_id: row.company_id,
+    cache.remember(
         token_id,
+        Cached::new(stored, row.company_id, row.last_used_at, record_use, now),
+    );
+    Ok(Some(Accepted {
+        auth: CompanyAuth {
+            company_id: row.company_id,
+            token_id,
+        },
+        confirmed_live: true,
     }))
 }
 
-/// The tenant behind a tenant token, if it is well-formed, current, matches, and its tenant
-/// still has a tenancy.
+async fn record_api_token_use(db: &PgPool, token_id: Uuid, now: DateTime<Utc>) -> Result<()> {
+    sqlx::query!(
+        "UPDATE api_tokens SET last_used_at = $2 WHERE id = $1",
+        token_id,
+        now
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Whether an API token is still live (not revoked), read in `conn`'s transaction when it has one.
+pub async fn api_token_live(conn: &mut PgConnection, token_id: Uuid) -> Result<bool> {
+    Ok(sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM live_api_tokens WHERE id = $1) AS "live!""#,
+        token_id
+    )
+    .fetch_one(conn)
+    .await?)
+}
+
+/// The tenant behind a tenant token, if it is well-formed, current and matches: from the cache
+/// when the token was accepted before (then its liveness is for the caller to check), else looked
+/// up (live: not revoked, and its tenant still rents as the person who logged in; and remembered).
 pub async fn authenticate_tenant(
     db: &PgPool,
     hasher: &SecretHasher,
+    cache: &TenantTokenCache,
     token: &str,
     now: DateTime<Utc>,
-) -> Result<Option<TenantAuth>> {
+) -> Result<Option<Accepted<TenantAuth>>> {
     let Some((id, secret)) = token.split_once('|') else {
         return Ok(None);
     };
     let (Ok(token_id), false) = (id.parse::<i64>(), secret.is_empty()) else {
         return Ok(None);
     };
+    if let Some(verdict) = cache.check(Kind::Tenant, hasher, token_id, &[], secret, now) {
+        let CachedVerdict::Accepted {
+            facts: tenant_id,
+            record_use,
+        } = verdict
+        else {
+            return Ok(None);
+        };
+        if record_use {
+            record_tenant_token_use(db, token_id, now).await?;
+        }
+        return Ok(Some(Accepted {
+            auth: TenantAuth {
+                token_id,
+                tenant_id,
+            },
+            confirmed_live: false,
+        }));
+    }
+
     let row = sqlx::query!(
-        "SELECT tt.tenant_id, tt.secret_hash, tt.expires_at, tt.last_used_at
-         FROM tenant_tokens tt
-         WHERE tt.id = $1 AND tt.revoked_at IS NULL
-           AND EXISTS (SELECT 1 FROM tenants t JOIN tenancies ty ON ty.tenant_id = t.id
-                       WHERE t.id = tt.tenant_id AND t.person_id = tt.person_id)",
+        r#"SELECT tenant_id AS "tenant_id!", secret_hash AS "secret_hash!",
+                  expires_at AS "expires_at!", last_used_at
+           FROM live_tenant_tokens WHERE id = $1"#,
         token_id,
     )
     .fetch_optional(db)
@@ -306,18 +537,46 @@ pub async fn authenticate_tenant(
         return Ok(None);
     };
     if record_use {
-        sqlx::query!(
-            "UPDATE tenant_tokens SET last_used_at = $2 WHERE id = $1",
-            token_id,
-            now
-        )
-        .execute(db)
-        .await?;
+        record_tenant_token_use(db, token_id, now).await?;
     }
-    Ok(Some(TenantAuth {
+    cache.remember(
         token_id,
-        tenant_id: row.tenant_id,
+        Cached::new(
+            stored,
+            row.tenant_id.clone(),
+            row.last_used_at,
+            record_use,
+            now,
+        ),
+    );
+    Ok(Some(Accepted {
+        auth: TenantAuth {
+            token_id,
+            tenant_id: row.tenant_id,
+        },
+        confirmed_live: true,
     }))
+}
+
+async fn record_tenant_token_use(db: &PgPool, token_id: i64, now: DateTime<Utc>) -> Result<()> {
+    sqlx::query!(
+        "UPDATE tenant_tokens SET last_used_at = $2 WHERE id = $1",
+        token_id,
+        now
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Whether a tenant token is still live (see `live_tenant_tokens`).
+pub async fn tenant_token_live(db: &PgPool, token_id: i64) -> Result<bool> {
+    Ok(sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM live_tenant_tokens WHERE id = $1) AS "live!""#,
+        token_id
+    )
+    .fetch_one(db)
+    .await?)
 }
 
 #[cfg(test)]
@@ -375,6 +634,63 @@ mod tests {
             check(Kind::Tenant, &hasher, &[], "s", &token, now),
             Verdict::Refused
         );
+    }
+
+    #[test]
+    fn a_remembered_token_is_judged_without_a_lookup() {
+        let hasher = SecretHasher::new(AppKey::generate());
+        let now = Utc::now();
+        let cache = ApiTokenCache::default();
+        let (id, company) = (Uuid::new_v4(), Uuid::new_v4());
+        let stored = stored(&hasher, Kind::Api, id.as_bytes(), "s3cret");
+        assert!(
+            cache
+                .check(Kind::Api, &hasher, id, id.as_bytes(), "s3cret", now)
+                .is_none()
+        );
+        cache.remember(id, Cached::new(stored, company, Some(now), false, now));
+
+        let judge = |secret: &str, at: DateTime<Utc>| match cache.check(
+            Kind::Api,
+            &hasher,
+            id,
+            id.as_bytes(),
+            secret,
+            at,
+        ) {
+            Some(CachedVerdict::Accepted { facts, record_use }) => Some((facts, record_use)),
+            Some(CachedVerdict::Refused) => None,
+            None => panic!("the token is remembered"),
+        };
+        assert_eq!(
+            judge("s3cret", now + TimeDelta::seconds(59)),
+            Some((company, false))
+        );
+        assert_eq!(judge("wrong", now + TimeDelta::seconds(60)), None);
+        // The first request a minute on records the use; the next one in that minute does not.
+        assert_eq!(
+            judge("s3cret", now + TimeDelta::seconds(60)),
+            Some((company, true))
+        );
+        assert_eq!(
+            judge("s3cret", now + TimeDelta::seconds(61)),
+            Some((company, false))
+        );
+
+        cache.forget(id);
+        assert!(cache.is_empty());
+    }
+
+    #[test]
+    fn the_cache_starts_over_when_full() {
+        let hasher = SecretHasher::new(AppKey::generate());
+        let now = Utc::now();
+        let cache = TenantTokenCache::default();
+        for id in 0..TOKEN_CACHE_CAPACITY as i64 + 1 {
+            let stored = stored(&hasher, Kind::Tenant, &[], "s");
+            cache.remember(id, Cached::new(stored, String::new(), None, true, now));
+        }
+        assert_eq!(cache.len(), 1);
     }
 
     #[test]

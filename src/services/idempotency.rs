@@ -130,6 +130,8 @@ impl<'de> Visitor<'de> for CanonicalHash {
 
 /// What claiming a key found.
 pub enum Claim {
+    /// The API token making the request is no longer live (revoked since it was remembered).
+    TokenNotLive,
     /// Another transaction holds the key: the first request is still running.
     InFlight,
     /// A stored answer for this key.
@@ -145,23 +147,30 @@ pub struct StoredAnswer {
     pub body: Option<Vec<u8>>,
 }
 
-/// Locks the key for this transaction and reads its unexpired record, in one round trip.
+/// Locks the key for this transaction and reads its unexpired record, in one round trip; the
+/// same statement checks that the API token `token_id` making the request is still live.
 pub async fn claim(
     tx: &mut PgConnection,
     company_id: Uuid,
+    token_id: Uuid,
     key: &IdempotencyKey,
     now: DateTime<Utc>,
 ) -> Result<Claim> {
     let claim = sqlx::query!(
         r#"SELECT locked AS "locked!", request_fingerprint, response_status,
-                  response_content_type, response_body
+                  response_content_type, response_body,
+                  EXISTS (SELECT 1 FROM live_api_tokens WHERE id = $4) AS "token_live!"
            FROM idempotency_claim($1, $2, $3)"#,
         company_id,
         key.as_str(),
         now,
+        token_id,
     )
     .fetch_one(&mut *tx)
     .await?;
+    if !claim.token_live {
+        return Ok(Claim::TokenNotLive);
+    }
     Ok(match (claim.locked, claim.request_fingerprint) {
         (false, _) => Claim::InFlight,
         (true, Some(fingerprint)) => Claim::Stored(StoredAnswer {

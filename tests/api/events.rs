@@ -14,8 +14,8 @@ use uuid::Uuid;
 
 use crate::fake_twilio::FakeTwilio;
 use crate::helpers::{
-    ADMIN_PASSWORD, TestApp, TestResponse, http_client, metrics_text, read, sorted_keys, spawn_app,
-    spawn_app_with, start_server,
+    ADMIN_PASSWORD, TestApp, TestResponse, http_client, metrics_text, read, sign_in_on,
+    sorted_keys, spawn_app, spawn_app_with, start_server,
 };
 use crate::receiver::{Received, Receiver};
 
@@ -776,21 +776,6 @@ async fn eventually(seconds: u64, what: &str, condition: impl AsyncFn() -> bool)
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("{what} did not happen within {seconds} s");
-}
-
-/// An admin token issued by a server process (whose clock is the system's, not the test's).
-async fn sign_in_on(base: &str) -> String {
-    let signed_in = read(
-        http_client()
-            .post(format!("{base}/admin/sign-in"))
-            .json(&json!({"email": "root@example.com", "password": ADMIN_PASSWORD}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(signed_in.status, StatusCode::OK, "{:?}", signed_in.body);
-    signed_in.body["data"]["token"].as_str().unwrap().to_owned()
 }
 
 async fn attempts_recorded(db: &PgPool) -> i64 {

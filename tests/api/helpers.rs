@@ -252,19 +252,22 @@ impl TestApp {
         self.clock.now()
     }
 
-    /// The company behind an API token, as the server's check finds it.
+    /// The company behind an API token, as the server's lookup finds it (with nothing remembered).
     pub async fn authenticate_api_token(
         &self,
         token: &str,
     ) -> Option<kiss_auth::services::auth::CompanyAuth> {
-        kiss_auth::services::auth::authenticate_api(
+        let accepted = kiss_auth::services::auth::authenticate_api(
             &self.db,
             &self.state.hasher,
+            &kiss_auth::services::auth::ApiTokenCache::default(),
             token,
             self.clock_now(),
         )
         .await
-        .unwrap()
+        .unwrap()?;
+        assert!(accepted.confirmed_live, "a lookup confirms the token live");
+        Some(accepted.auth)
     }
 
     pub async fn count(&self, table: &str) -> i64 {
@@ -341,6 +344,22 @@ pub async fn start_server_logging_to(
     let listening: Value = serde_json::from_str(&first).unwrap();
     let address = listening["listening"].as_str().unwrap();
     (child, format!("http://{address}/api/v2"))
+}
+
+/// A super admin's token issued by a server process (whose clock is the system's, not the test's):
+/// `root@example.com` must exist.
+pub async fn sign_in_on(base: &str) -> String {
+    let signed_in = read(
+        http_client()
+            .post(format!("{base}/admin/sign-in"))
+            .json(&json!({"email": "root@example.com", "password": ADMIN_PASSWORD}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(signed_in.status, StatusCode::OK, "{:?}", signed_in.body);
+    signed_in.body["data"]["token"].as_str().unwrap().to_owned()
 }
 
 /// An HTTP client for tests (reqwest needs the process's TLS crypto provider installed first).

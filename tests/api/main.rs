@@ -21,6 +21,7 @@ mod dashboard;
 mod events;
 mod otp_login;
 mod rate_limits;
+mod revocation;
 mod sms_abuse;
 mod tenancies;
 mod units;

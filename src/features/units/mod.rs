@@ -105,7 +105,11 @@ pub async fn patch_unit(
         unit
     } else {
         let mut conn = writes.single_statement().await?;
-        let unit = store::patch_in_place(&mut conn, auth.company_id, &patch, now).await?;
+        let unit =
+            store::patch_in_place(&mut conn, auth.company_id, auth.token_id, &patch, now).await?;
+        if unit.is_some() {
+            conn.token_confirmed();
+        }
         conn.commit().await?;
         unit
     };

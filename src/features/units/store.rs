@@ -175,10 +175,12 @@ pub async fn list(
 
 /// The single-unit PATCH that touches no location: one statement that updates the unit and
 /// returns it with its location and tenancy (which the statement does not change, so reading them
-/// from the statement's snapshot is exact).
+/// from the statement's snapshot is exact). It changes nothing unless the API token
+/// `api_token_id` is live, so `Some` also confirms the token.
 pub async fn patch_in_place(
     conn: &mut PgConnection,
     company_id: Uuid,
+    api_token_id: Uuid,
     patch: &UnitPatch,
     now: DateTime<Utc>,
 ) -> Result<Option<Unit>> {
@@ -191,6 +193,7 @@ pub async fn patch_in_place(
                    status = COALESCE($6, status),
                    updated_at = $7
                WHERE company_id = $1 AND crm_unit_id = $2
+                 AND EXISTS (SELECT 1 FROM live_api_tokens WHERE id = $8)
                RETURNING id, location_id, crm_unit_id, name, size, status
            )
            SELECT u.crm_unit_id, l.crm_location_id, l.name AS location_name, u.name, u.size,
@@ -210,6 +213,7 @@ pub async fn patch_in_place(
         patch.size.clone().flatten(),
         patch.status.map(UnitStatus::as_str),
         now,
+        api_token_id,
     )
     .fetch_optional(&mut *conn)
     .await?;
