@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Abuse benchmark (CONTRACT §10): starts the release binary against a fresh database, then
+# Abuse benchmark (docs/api.md, "Hardening"): starts the release binary against a fresh database, then
 # bench/abuse.rs sends 50 concurrent 16 MiB bodies to each public route, opens 1,000 half-open
 # connections and sends 10,000 requests with random methods and paths, while a legitimate client
 # keeps reading. Prints the server's idle and peak memory and what every client got.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Anti-enumeration timing (CONTRACT §11, KISS_OTP_HIDE_UNKNOWN_PHONES): starts the release binary
+# Anti-enumeration timing (docs/api.md, "SMS and OTP abuse controls", KISS_OTP_HIDE_UNKNOWN_PHONES): starts the release binary
 # with the mode on and SMS going to a local webhook sink that answers after a provider-like delay,
 # then bench/enumeration.rs compares the answers and latencies of /auth/phone for phones with and
 # without accounts (BENCH_PHONES of each, default 200).

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Soak test (CONTRACT §10): the release binary under mixed load (PMS writes, logins, tenant reads,
+# Soak test (docs/api.md, "Hardening"): the release binary under mixed load (PMS writes, logins, tenant reads,
 # some bad input) for BENCH_SOAK_SECONDS (default 600), with its RSS sampled every second.
 # Prints the answers by kind and status, the 5xx count, and the RSS curve's start, end and peak.
 # Usage: bench/soak.sh

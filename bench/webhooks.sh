@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Webhook delivery latency (CONTRACT §13): starts the release binary against a fresh database,
+# Webhook delivery latency (docs/api.md, "Audit events and webhooks"): starts the release binary against a fresh database,
 # registers a local receiver as a webhook, writes BENCH_EVENTS tenancies and prints how long each
 # `tenancy.replaced` event took to reach the receiver (p50/p90/p99/max).
 # Usage: bench/webhooks.sh

@@ -1,4 +1,4 @@
-//! The KISS Dashboard (CONTRACT §12) at `/dashboard/`: a page, a script and a stylesheet compiled
+//! The KISS Dashboard (docs/api.md, "The dashboard") at `/dashboard/`: a page, a script and a stylesheet compiled
 //! into the binary (no CDN; it works offline), which drive the JSON API the way curl does. Served
 //! with a strict Content-Security-Policy (scripts and styles only from here, nothing inline, no
 //! framing) and `Cache-Control: no-store`.

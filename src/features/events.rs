@@ -1,4 +1,4 @@
-//! Reading audit events and managing webhooks (CONTRACT §13). Events are recorded by the features
+//! Reading audit events and managing webhooks (docs/api.md, "Audit events and webhooks"). Events are recorded by the features
 //! through `services::audit` and delivered by `services::webhooks`; this is their HTTP face.
 //! Company admins see their own company's; super admins every company's, and (through
 //! `GET /events`) also the events of no company.

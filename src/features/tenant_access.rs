@@ -1,4 +1,4 @@
-//! What a logged-in tenant sees (CONTRACT §5): its account, company, location and the units it
+//! What a logged-in tenant sees (docs/api.md, "Tenant login"): its account, company, location and the units it
 //! rents, with gate codes only while access is granted.
 
 use axum::Json;

@@ -1,4 +1,4 @@
-//! The Idempotency-Key middleware of the PMS writes (CONTRACT §6). The first request with a key
+//! The Idempotency-Key middleware of the PMS writes (docs/api.md, "Idempotency-Key"). The first request with a key
 //! runs inside a transaction that also stores its answer, so the write and the stored answer
 //! commit together (a crash leaves neither). A retry with the same request replays the answer byte
 //! for byte; a different request, or one while the first is still running, is a 409.

@@ -1,4 +1,4 @@
-//! Rate limits applied to routes (CONTRACT §7): a refused request is the contract's 429 and does
+//! Rate limits applied to routes (docs/api.md, "Rate limits"): a refused request is the contract's 429 and does
 //! nothing else; every answer of a limited route carries the `RateLimit-Policy` / `RateLimit`
 //! headers. The counting itself is `services::rate_limit`.
 

@@ -1,4 +1,4 @@
-//! Audit events (CONTRACT §13): who did what, written in the transaction of the change they
+//! Audit events (docs/api.md, "Audit events and webhooks"): who did what, written in the transaction of the change they
 //! describe, each with a delivery queued for every webhook of its company that wants it (an
 //! outbox: no event without its change, no change without its event, no event without its
 //! deliveries). Events never carry a token, secret, password or code, and a phone only as its
@@ -103,7 +103,7 @@ impl Actor {
     }
 }
 
-/// Where a request came from: the client IP (CONTRACT §10) and the request id. Empty for the
+/// Where a request came from: the client IP (docs/api.md, "Hardening") and the request id. Empty for the
 /// command line.
 #[derive(Debug, Clone, Default)]
 pub struct Origin {

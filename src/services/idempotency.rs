@@ -1,4 +1,4 @@
-//! Idempotency-Key records (CONTRACT §6): the key, the request's fingerprint, and the two
+//! Idempotency-Key records (docs/api.md, "Idempotency-Key"): the key, the request's fingerprint, and the two
 //! statements that claim a key and store the answer. The HTTP layer (`http::idempotency`) runs a request
 //! between them inside one transaction, so the write and its stored answer commit together.
 //!

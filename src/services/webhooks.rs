@@ -1,4 +1,4 @@
-//! Delivering events to webhooks (CONTRACT §13), at least once: due deliveries are taken from
+//! Delivering events to webhooks (docs/api.md, "Audit events and webhooks"), at least once: due deliveries are taken from
 //! Postgres with `FOR UPDATE SKIP LOCKED` and leased (their next attempt moved past the send's
 //! timeout), so several processes share the work without sending one twice at once and a crash
 //! mid-send only delays a retry. Each attempt is signed (`X-Kiss-Signature`), recorded, and

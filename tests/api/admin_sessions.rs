@@ -1,4 +1,4 @@
-//! `POST /admin/sign-in` and `/admin/sign-out`, and admin-token authentication (CONTRACT §2, §3).
+//! `POST /admin/sign-in` and `/admin/sign-out`, and admin-token authentication (docs/api.md, "Tokens" and "Administration").
 
 use std::time::{Duration, Instant};
 

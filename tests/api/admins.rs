@@ -1,4 +1,4 @@
-//! Managing administrators (CONTRACT §12): who am I, list, create, disable, change password,
+//! Managing administrators (docs/api.md, "The dashboard"): who am I, list, create, disable, change password,
 //! with every 401, 403 and 422, against the real router and Postgres.
 
 use reqwest::{Method, StatusCode};

@@ -1,4 +1,4 @@
-//! Company API tokens: created, listed, revoked (CONTRACT §2, §3), and checked as bearer tokens.
+//! Company API tokens: created, listed, revoked (docs/api.md, "Tokens" and "Administration"), and checked as bearer tokens.
 
 use chrono::TimeDelta;
 use reqwest::StatusCode;

@@ -1,4 +1,4 @@
-//! The `kiss-auth` command line (CONTRACT §9), run as the real binary against a test database.
+//! The `kiss-auth` command line (docs/api.md, "Command line"), run as the real binary against a test database.
 
 use std::io::Write as _;
 use std::process::{Command, Output, Stdio};

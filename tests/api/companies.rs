@@ -1,4 +1,4 @@
-//! `POST /companies` and `GET /companies` (CONTRACT §3).
+//! `POST /companies` and `GET /companies` (docs/api.md, "Administration").
 
 use reqwest::{Method, StatusCode};
 use serde_json::json;

@@ -1,4 +1,4 @@
-//! The HTTP conventions of CONTRACT §1 that hold on every route.
+//! The HTTP conventions (docs/api.md, "Conventions") that hold on every route.
 
 use reqwest::{Method, StatusCode};
 use serde_json::json;

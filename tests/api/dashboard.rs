@@ -1,4 +1,4 @@
-//! The KISS Dashboard (CONTRACT §12) in a real headless Chromium: the reference docs' token flow
+//! The KISS Dashboard (docs/api.md, "The dashboard") in a real headless Chromium: the reference docs' token flow
 //! from sign-in to a revoked token refused over HTTP, a company admin's narrower view, the Admins
 //! tab, keyboard-only sign-in and an expired session; plus the security headers of its assets.
 

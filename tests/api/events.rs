@@ -1,4 +1,4 @@
-//! Audit events and webhooks (CONTRACT §13) against the real Postgres, with a local receiver
+//! Audit events and webhooks (docs/api.md, "Audit events and webhooks") against the real Postgres, with a local receiver
 //! that checks signatures: every type recorded once with the pinned fields and no secret, written
 //! with its change or not at all, read per company and across companies in pages, delivered
 //! signed, retried, across restarts, and once by two processes.

@@ -1,4 +1,4 @@
-//! CONTRACT §10: what a hostile or broken client can cost the server. Socket-level rules run
+//! Hardening (docs/api.md, "Hardening"): what a hostile or broken client can cost the server. Socket-level rules run
 //! against the real binary over raw TCP; database rules against the real Postgres.
 
 use std::time::{Duration, Instant};

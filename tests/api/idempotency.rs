@@ -1,4 +1,4 @@
-//! Idempotency-Key on PMS writes (CONTRACT §6): replay, conflicts, concurrency, several
+//! Idempotency-Key on PMS writes (docs/api.md, "Idempotency-Key"): replay, conflicts, concurrency, several
 //! processes, expiry, and a server killed in the middle of a keyed request.
 
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! Tenant login by phone and SMS code, tenant tokens and tenant access (CONTRACT §5), with the
+//! Tenant login by phone and SMS code, tenant tokens and tenant access (docs/api.md, "Tenant login"), with the
 //! Twilio provider talking to a local fake Twilio.
 
 use chrono::TimeDelta;

@@ -1,4 +1,4 @@
-//! Rate limits (CONTRACT §7): exact counts per rolling window, per scope and key, in memory and
+//! Rate limits (docs/api.md, "Rate limits"): exact counts per rolling window, per scope and key, in memory and
 //! shared through the real Redis, with `Retry-After` and the `RateLimit` headers.
 
 use std::net::Ipv4Addr;

@@ -1,4 +1,4 @@
-//! OTP and SMS abuse controls (CONTRACT §11), each against the real Postgres, the real Redis where
+//! OTP and SMS abuse controls (docs/api.md, "SMS and OTP abuse controls"), each against the real Postgres, the real Redis where
 //! limits are shared, the fake Twilio and a local receiver that checks webhook signatures.
 
 use std::net::Ipv4Addr;

@@ -1,4 +1,4 @@
-//! `PUT` and `DELETE /units/{crm_unit_id}/tenancy` (CONTRACT §4): tenants, people and tenancies.
+//! `PUT` and `DELETE /units/{crm_unit_id}/tenancy` (docs/api.md, "PMS push"): tenants, people and tenancies.
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};

@@ -1,4 +1,4 @@
-//! PMS push of units (CONTRACT §4): bulk and single PATCH, reads, pagination, isolation.
+//! PMS push of units (docs/api.md, "PMS push"): bulk and single PATCH, reads, pagination, isolation.
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};

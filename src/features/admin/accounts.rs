@@ -1,4 +1,4 @@
-//! Managing administrators (CONTRACT §12): who am I, list, create and disable admins, change
+//! Managing administrators (docs/api.md, "The dashboard"): who am I, list, create and disable admins, change
 //! one's password. Company admins act only within their company (`403` otherwise); only a super
 //! admin may create a super admin.
 

@@ -1,5 +1,5 @@
 //! Administrators: super admins (all companies) and company admins (one company), their argon2id
-//! passwords, their sign-in sessions, and their management (CONTRACT §12).
+//! passwords, their sign-in sessions, and their management (docs/api.md, "The dashboard").
 
 pub mod accounts;
 pub mod sessions;

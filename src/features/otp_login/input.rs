@@ -1,4 +1,4 @@
-//! The phone (and code) a login request names, validated as CONTRACT §5 says.
+//! The phone (and code) a login request names, validated as docs/api.md ("Tenant login") says.
 
 use std::net::IpAddr;
 

@@ -1,4 +1,4 @@
-//! Tenant login by phone and SMS code (CONTRACT §5, the KISS "Tenant OTP Flow"): request a code,
+//! Tenant login by phone and SMS code (docs/api.md, "Tenant login"; the KISS "Tenant OTP Flow"): request a code,
 //! verify it, choose among several accounts, log out. Both public routes are limited per client
 //! IP and per phone before they do anything (`input` says how their keys are read); the abuse
 //! controls of §11 (countries, the SMS budget, the daily cap of wrong codes, test codes, the

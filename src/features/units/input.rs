@@ -1,4 +1,4 @@
-//! Unit bodies as clients send them, and their validation: every rule of CONTRACT §4, each problem
+//! Unit bodies as clients send them, and their validation: every rule of docs/api.md, "PMS push", each problem
 //! named by its path, in one linear pass over a bulk body.
 
 use std::collections::{HashMap, HashSet};

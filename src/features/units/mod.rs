@@ -1,4 +1,4 @@
-//! PMS push of units (CONTRACT §4): upserted in bulk or one at a time, read back with their
+//! PMS push of units (docs/api.md, "PMS push"): upserted in bulk or one at a time, read back with their
 //! tenancy. Everything is scoped to the API token's company: another company's units do not exist
 //! for it. The write stack in front of these handlers (authenticate, rate limit, Idempotency-Key)
 //! is assembled above, in `app::pms`.

@@ -1,4 +1,4 @@
-//! Rate limits (CONTRACT §7): at most N requests let through in any rolling window, per scope and
+//! Rate limits (docs/api.md, "Rate limits"): at most N requests let through in any rolling window, per scope and
 //! key, in one process (`memory`) or shared by every process through Redis (`redis`). Refused
 //! requests do not count. This is the counting engine; the HTTP layer (`http::rate_limit`) applies it to
 //! routes and writes the `RateLimit-Policy` / `RateLimit` headers.
