@@ -86,17 +86,7 @@ impl FromRequestParts<AppState> for CompanyAuth {
         if let Some(auth) = parts.extensions.get::<CompanyAuth>() {
             return Ok(*auth);
         }
-        let token = bearer_token(parts)?;
-        let accepted = refused(
-            auth::authenticate_api(
-                &state.db,
-                &state.hasher,
-                &state.api_tokens,
-                token,
-                state.clock.now(),
-            )
-            .await?,
-        )?;
+        let accepted = accept_api_token(parts, state).await?;
         if !accepted.confirmed_live && !api_token_still_live(state, accepted.auth.token_id).await? {
             return refused(None);
         }
@@ -159,7 +149,7 @@ pub async fn require_api_token(
 ) -> axum::response::Response {
     use axum::response::IntoResponse as _;
     let (mut parts, body) = request.into_parts();
-    let accepted = match authenticate_write(&parts, &state).await {
+    let accepted = match accept_api_token(&parts, &state).await {
         Ok(accepted) => accepted,
         Err(err) => return err.into_response(),
     };
@@ -183,7 +173,8 @@ pub async fn require_api_token(
     }
 }
 
-async fn authenticate_write(parts: &Parts, state: &AppState) -> Result<Accepted<CompanyAuth>> {
+/// The request's API token if its secret matches (liveness unconfirmed when it was remembered).
+async fn accept_api_token(parts: &Parts, state: &AppState) -> Result<Accepted<CompanyAuth>> {
     let token = bearer_token(parts)?;
     refused(
         auth::authenticate_api(

@@ -382,6 +382,84 @@ pub async fn authenticate_admin(
     }))
 }
 
+/// A token id that can record its token's use.
+trait TokenId: Hash + Eq + Copy {
+    async fn record_use(self, db: &PgPool, now: DateTime<Utc>) -> Result<()>;
+}
+
+impl TokenId for Uuid {
+    async fn record_use(self, db: &PgPool, now: DateTime<Utc>) -> Result<()> {
+        sqlx::query!(
+            "UPDATE api_tokens SET last_used_at = $2 WHERE id = $1",
+            self,
+            now
+        )
+        .execute(db)
+        .await?;
+        Ok(())
+    }
+}
+
+impl TokenId for i64 {
+    async fn record_use(self, db: &PgPool, now: DateTime<Utc>) -> Result<()> {
+        sqlx::query!(
+            "UPDATE tenant_tokens SET last_used_at = $2 WHERE id = $1",
+            self,
+            now
+        )
+        .execute(db)
+        .await?;
+        Ok(())
+    }
+}
+
+/// A presented token of `kind`: judged from the cache when it was accepted before (then its
+/// liveness is unknown: `confirmed_live` is false), else by `lookup` of the live token (and then
+/// remembered). Records the token's use when due. `None` when refused.
+#[allow(clippy::too_many_arguments)]
+async fn authenticate<K: TokenId, F: Clone>(
+    db: &PgPool,
+    hasher: &SecretHasher,
+    cache: &TokenCache<K, F>,
+    kind: Kind,
+    (id, id_bytes): (K, &[u8]),
+    secret: &str,
+    now: DateTime<Utc>,
+    lookup: impl AsyncFnOnce() -> Result<Option<(Stored, F)>>,
+) -> Result<Option<Accepted<F>>> {
+    if let Some(verdict) = cache.check(kind, hasher, id, id_bytes, secret, now) {
+        let CachedVerdict::Accepted { facts, record_use } = verdict else {
+            return Ok(None);
+        };
+        if record_use {
+            id.record_use(db, now).await?;
+        }
+        return Ok(Some(Accepted {
+            auth: facts,
+            confirmed_live: false,
+        }));
+    }
+    let Some((stored, facts)) = lookup().await? else {
+        return Ok(None);
+    };
+    let Verdict::Accepted { record_use } = check(kind, hasher, id_bytes, secret, &stored, now)
+    else {
+        return Ok(None);
+    };
+    if record_use {
+        id.record_use(db, now).await?;
+    }
+    let last_used_at = stored.last_used_at.flatten();
+    cache.remember(
+        id,
+        Cached::new(stored, facts.clone(), last_used_at, record_use, now),
+    );
+    Ok(Some(Accepted {
+        auth: facts,
+        confirmed_live: true,
+    }))
+}
+
 /// The company behind an API token, if the token is well-formed and matches: from the cache when
 /// the token was accepted before (then its liveness is for the caller to check), else looked up
 /// (live, and remembered).
@@ -395,79 +473,32 @@ pub async fn authenticate_api(
     let Some((token_id, secret)) = split_uuid_token(Kind::Api, token) else {
         return Ok(None);
     };
-    let cached = cache.check(
-        Kind::Api,
-        hasher,
-        token_id,
-        token_id.as_bytes(),
-        secret,
-        now,
-    );
-    if let Some(verdict) = cached {
-        let CachedVerdict::Accepted {
-            facts: company_id,
-            record_use,
-        } = verdict
-        else {
-            return Ok(None);
-        };
-        if record_use {
-            record_api_token_use(db, token_id, now).await?;
-        }
-        return Ok(Some(Accepted {
-            auth: CompanyAuth {
-                company_id,
-                token_id,
-            },
-            confirmed_live: false,
-        }));
-    }
-
-    let row = sqlx::query!(
-        r#"SELECT company_id AS "company_id!", secret_hash AS "secret_hash!", last_used_at
-           FROM live_api_tokens WHERE id = $1"#,
-        token_id,
-    )
-    .fetch_optional(db)
-    .await?;
-    let Some(row) = row else {
-        return Ok(None);
+    let lookup = async || {
+        let row = sqlx::query!(
+            r#"SELECT company_id AS "company_id!", secret_hash AS "secret_hash!", last_used_at
+               FROM live_api_tokens WHERE id = $1"#,
+            token_id,
+        )
+        .fetch_optional(db)
+        .await?;
+        Ok(row.map(|row| {
+            let stored = Stored {
+                secret_hash: row.secret_hash,
+                expires_at: None,
+                last_used_at: Some(row.last_used_at),
+            };
+            (stored, row.company_id)
+        }))
     };
-    let stored = Stored {
-        secret_hash: row.secret_hash,
-        expires_at: None,
-        last_used_at: Some(row.last_used_at),
-    };
-    let Verdict::Accepted { record_use } =
-        check(Kind::Api, hasher, token_id.as_bytes(), secret, &stored, now)
-    else {
-        return Ok(None);
-    };
-    if record_use {
-        record_api_token_use(db, token_id, now).await?;
-    }
-    cache.remember(
-        token_id,
-        Cached::new(stored, row.company_id, row.last_used_at, record_use, now),
-    );
-    Ok(Some(Accepted {
+    let id = (token_id, token_id.as_bytes().as_slice());
+    let accepted = authenticate(db, hasher, cache, Kind::Api, id, secret, now, lookup).await?;
+    Ok(accepted.map(|accepted| Accepted {
         auth: CompanyAuth {
-            company_id: row.company_id,
+            company_id: accepted.auth,
             token_id,
         },
-        confirmed_live: true,
+        confirmed_live: accepted.confirmed_live,
     }))
-}
-
-async fn record_api_token_use(db: &PgPool, token_id: Uuid, now: DateTime<Utc>) -> Result<()> {
-    sqlx::query!(
-        "UPDATE api_tokens SET last_used_at = $2 WHERE id = $1",
-        token_id,
-        now
-    )
-    .execute(db)
-    .await?;
-    Ok(())
 }
 
 /// Whether an API token is still live (not revoked), read in `conn`'s transaction when it has one.
@@ -496,77 +527,33 @@ pub async fn authenticate_tenant(
     let (Ok(token_id), false) = (id.parse::<i64>(), secret.is_empty()) else {
         return Ok(None);
     };
-    if let Some(verdict) = cache.check(Kind::Tenant, hasher, token_id, &[], secret, now) {
-        let CachedVerdict::Accepted {
-            facts: tenant_id,
-            record_use,
-        } = verdict
-        else {
-            return Ok(None);
-        };
-        if record_use {
-            record_tenant_token_use(db, token_id, now).await?;
-        }
-        return Ok(Some(Accepted {
-            auth: TenantAuth {
-                token_id,
-                tenant_id,
-            },
-            confirmed_live: false,
-        }));
-    }
-
-    let row = sqlx::query!(
-        r#"SELECT tenant_id AS "tenant_id!", secret_hash AS "secret_hash!",
-                  expires_at AS "expires_at!", last_used_at
-           FROM live_tenant_tokens WHERE id = $1"#,
-        token_id,
-    )
-    .fetch_optional(db)
-    .await?;
-    let Some(row) = row else {
-        return Ok(None);
+    let lookup = async || {
+        let row = sqlx::query!(
+            r#"SELECT tenant_id AS "tenant_id!", secret_hash AS "secret_hash!",
+                      expires_at AS "expires_at!", last_used_at
+               FROM live_tenant_tokens WHERE id = $1"#,
+            token_id,
+        )
+        .fetch_optional(db)
+        .await?;
+        Ok(row.map(|row| {
+            let stored = Stored {
+                secret_hash: row.secret_hash,
+                expires_at: Some(row.expires_at),
+                last_used_at: Some(row.last_used_at),
+            };
+            (stored, row.tenant_id)
+        }))
     };
-    let stored = Stored {
-        secret_hash: row.secret_hash,
-        expires_at: Some(row.expires_at),
-        last_used_at: Some(row.last_used_at),
-    };
-    let Verdict::Accepted { record_use } = check(Kind::Tenant, hasher, &[], secret, &stored, now)
-    else {
-        return Ok(None);
-    };
-    if record_use {
-        record_tenant_token_use(db, token_id, now).await?;
-    }
-    cache.remember(
-        token_id,
-        Cached::new(
-            stored,
-            row.tenant_id.clone(),
-            row.last_used_at,
-            record_use,
-            now,
-        ),
-    );
-    Ok(Some(Accepted {
+    let id = (token_id, &[][..]);
+    let accepted = authenticate(db, hasher, cache, Kind::Tenant, id, secret, now, lookup).await?;
+    Ok(accepted.map(|accepted| Accepted {
         auth: TenantAuth {
             token_id,
-            tenant_id: row.tenant_id,
+            tenant_id: accepted.auth,
         },
-        confirmed_live: true,
+        confirmed_live: accepted.confirmed_live,
     }))
-}
-
-async fn record_tenant_token_use(db: &PgPool, token_id: i64, now: DateTime<Utc>) -> Result<()> {
-    sqlx::query!(
-        "UPDATE tenant_tokens SET last_used_at = $2 WHERE id = $1",
-        token_id,
-        now
-    )
-    .execute(db)
-    .await?;
-    Ok(())
 }
 
 /// Whether a tenant token is still live (see `live_tenant_tokens`).
