@@ -135,7 +135,7 @@ async fn run_once(
         state.config.idempotency_ttl,
     )
     .await?;
-    tx.commit().await?;
+    db::commit(tx).await?;
     Ok(Response::from_parts(
         response_parts,
         Body::from(response_body),

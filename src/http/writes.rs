@@ -176,7 +176,7 @@ impl WriteTx {
                 }
                 self.token.confirmed.confirm();
             }
-            tx.commit().await?;
+            db::commit(tx).await?;
         }
         Ok(())
     }

@@ -59,6 +59,15 @@ pub async fn begin(pool: &PgPool) -> Result<Transaction<'static, Postgres>, sqlx
         .unwrap_or(Err(sqlx::Error::WorkerCrashed))
 }
 
+/// Commits a transaction. A caller dropped while `COMMIT` is on the wire would leave sqlx to queue
+/// a `ROLLBACK` behind it (a no-op that Postgres answers with a warning, the commit having gone
+/// through); in a task of its own the commit simply finishes.
+pub async fn commit(tx: Transaction<'static, Postgres>) -> Result<(), sqlx::Error> {
+    tokio::spawn(tx.commit())
+        .await
+        .unwrap_or(Err(sqlx::Error::WorkerCrashed))
+}
+
 /// Development without `KISS_APP_KEY`: replaces the configuration's stand-in key with the one kept
 /// in the database, storing the stand-in first if no process has stored one yet. Every process and
 /// every restart then hashes tokens with the same key. A configured key is left alone.

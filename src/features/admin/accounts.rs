@@ -75,7 +75,7 @@ pub struct NewAdminBody {
     #[schema(value_type = String, required = true, example = "ops@example.com", min_length = 3, max_length = 254)]
     #[serde(default)]
     email: Sent<String>,
-    #[schema(value_type = String, required = true, min_length = 12, max_length = 1024)]
+    #[schema(value_type = String, required = true, min_length = 12, max_length = 1024, pattern = r"^[^\u0000]*\S[^\u0000]*$")]
     #[serde(default)]
     password: Sent<String>,
     /// The company the admin manages; left out (or `null`) for a super admin, which only a
@@ -206,10 +206,10 @@ pub async fn disable_admin(
 /// The body of `POST /admin/password`.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub struct PasswordChangeBody {
-    #[schema(value_type = String, required = true, max_length = 1024)]
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 1024, pattern = r"^[^\u0000]*\S[^\u0000]*$")]
     #[serde(default)]
     current_password: Sent<String>,
-    #[schema(value_type = String, required = true, min_length = 12, max_length = 1024)]
+    #[schema(value_type = String, required = true, min_length = 12, max_length = 1024, pattern = r"^[^\u0000]*\S[^\u0000]*$")]
     #[serde(default)]
     new_password: Sent<String>,
 }
