@@ -83,9 +83,9 @@ floor() { # name, script, pgbench -D variables…
 echo
 echo "| pgbench floor of kiss-auth's SQL ($CONNECTIONS connections) | transactions/s |"
 echo "| --- | ---: |"
-floor "single-unit PATCH (token lookup + update in a transaction)" bench/sql/single_patch.sql \
+floor "single-unit PATCH (BEGIN, the update checking the token, COMMIT)" bench/sql/single_patch.sql \
   -D token_id="$TOKEN_ID" -D company_id="$COMPANY"
-floor "GET /tenant/access (token lookup, then the account with its units)" bench/sql/tenant_access.sql -D tokens="$TOKEN_COUNT"
+floor "GET /tenant/access (one statement checking the token)" bench/sql/tenant_access.sql -D tokens="$TOKEN_COUNT"
 rm -f "$TOKENS_FILE"
 
 echo
