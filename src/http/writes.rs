@@ -1,9 +1,9 @@
 //! How a PMS write gets its database connection: a transaction of its own, or — when the request
 //! carries an Idempotency-Key — the idempotency layer's transaction, so the write and its stored
 //! response commit together. Either way nothing commits before the database has confirmed, in
-//! that transaction, that the API token is still live. Never autocommit: a request dropped at its deadline (the 503 of
-//! `KISS_REQUEST_TIMEOUT_SECS`) must leave nothing behind, and a statement still waiting on a lock
-//! in Postgres would otherwise commit after the client was told it failed.
+//! that transaction, that the API token is still live. Never autocommit: a request dropped at its
+//! deadline (the 503 of `KISS_REQUEST_TIMEOUT_SECS`) must leave nothing behind, and a statement
+//! still waiting on a lock in Postgres would otherwise commit after the client was told it failed.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex};
