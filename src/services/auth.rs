@@ -151,8 +151,8 @@ fn check(
 
 /// What a process remembers of an accepted token: only facts that cannot change.
 struct Cached<F> {
-    secret_hash: Vec<u8>,
-    expires_at: Option<DateTime<Utc>>,
+    /// The secret's hash and the expiry; its `last_used_at` is left out (see `use_recorded_at`).
+    stored: Stored,
     facts: F,
     /// When this process last wrote the token's `last_used_at` (Unix milliseconds).
     use_recorded_at: AtomicI64,
@@ -160,20 +160,13 @@ struct Cached<F> {
 
 impl<F> Cached<F> {
     /// What to remember of a token just looked up; `recorded` when this request wrote its use.
-    fn new(
-        stored: Stored,
-        facts: F,
-        last_used_at: Option<DateTime<Utc>>,
-        recorded: bool,
-        now: DateTime<Utc>,
-    ) -> Self {
-        let use_recorded_at = match last_used_at {
+    fn new(mut stored: Stored, facts: F, recorded: bool, now: DateTime<Utc>) -> Self {
+        let use_recorded_at = match stored.last_used_at.take().flatten() {
             Some(used) if !recorded => used,
             _ => now,
         };
         Cached {
-            secret_hash: stored.secret_hash,
-            expires_at: stored.expires_at,
+            stored,
             facts,
             use_recorded_at: AtomicI64::new(use_recorded_at.timestamp_millis()),
         }
@@ -254,18 +247,15 @@ impl<K: Hash + Eq + Copy, F> TokenCache<K, F> {
         F: Clone,
     {
         let cached = self.get(id)?;
-        let stored = Stored {
-            secret_hash: cached.secret_hash.clone(),
-            expires_at: cached.expires_at,
-            last_used_at: None,
-        };
-        Some(match check(kind, hasher, id_bytes, secret, &stored, now) {
-            Verdict::Refused => CachedVerdict::Refused,
-            Verdict::Accepted { .. } => CachedVerdict::Accepted {
-                facts: cached.facts.clone(),
-                record_use: cached.claim_use_record(now),
+        Some(
+            match check(kind, hasher, id_bytes, secret, &cached.stored, now) {
+                Verdict::Refused => CachedVerdict::Refused,
+                Verdict::Accepted { .. } => CachedVerdict::Accepted {
+                    facts: cached.facts.clone(),
+                    record_use: cached.claim_use_record(now),
+                },
             },
-        })
+        )
     }
 }
 
@@ -449,11 +439,7 @@ async fn authenticate<K: TokenId, F: Clone>(
     if record_use {
         id.record_use(db, now).await?;
     }
-    let last_used_at = stored.last_used_at.flatten();
-    cache.remember(
-        id,
-        Cached::new(stored, facts.clone(), last_used_at, record_use, now),
-    );
+    cache.remember(id, Cached::new(stored, facts.clone(), record_use, now));
     Ok(Some(Accepted {
         auth: facts,
         confirmed_live: true,
@@ -635,7 +621,11 @@ mod tests {
                 .check(Kind::Api, &hasher, id, id.as_bytes(), "s3cret", now)
                 .is_none()
         );
-        cache.remember(id, Cached::new(stored, company, Some(now), false, now));
+        let stored = Stored {
+            last_used_at: Some(Some(now)),
+            ..stored
+        };
+        cache.remember(id, Cached::new(stored, company, false, now));
 
         let judge = |secret: &str, at: DateTime<Utc>| match cache.check(
             Kind::Api,
@@ -675,7 +665,7 @@ mod tests {
         let cache = TenantTokenCache::default();
         for id in 0..TOKEN_CACHE_CAPACITY as i64 + 1 {
             let stored = stored(&hasher, Kind::Tenant, &[], "s");
-            cache.remember(id, Cached::new(stored, String::new(), None, true, now));
+            cache.remember(id, Cached::new(stored, String::new(), true, now));
         }
         assert_eq!(cache.len(), 1);
     }
