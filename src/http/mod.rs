@@ -42,9 +42,21 @@ pub fn data<T>(data: T) -> axum::Json<Data<T>> {
     axum::Json(Data { data })
 }
 
-/// What every handler can reach. Cheap to clone: everything inside is shared.
+/// What every handler can reach. One `Arc`, so the clone each layer and extractor makes per request
+/// is one counter increment (it was one per field: measurable in the PATCH profile).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The contents of [`AppState`].
+pub struct Shared {
     pub db: PgPool,
     pub config: Arc<Config>,
     pub clock: SharedClock,
@@ -66,7 +78,7 @@ impl AppState {
         let hasher = Arc::new(SecretHasher::new(config.app_key.clone()));
         let sms = SmsSender::new(config.sms_provider.clone());
         let limiter = Arc::new(RateLimiter::new(&config, clock.clone())?);
-        Ok(AppState {
+        Ok(AppState(Arc::new(Shared {
             db,
             config: Arc::new(config),
             clock,
@@ -76,6 +88,6 @@ impl AppState {
             sms_latency: Arc::new(LatencyProfile::new(ASSUMED_SMS_LATENCY)),
             api_tokens: Arc::default(),
             tenant_tokens: Arc::default(),
-        })
+        })))
     }
 }
